@@ -1,0 +1,28 @@
+"""The `fedledger` command line: this module only wires the sub-commands together.
+
+Each command lives in the module of the part it drives (deploy/cli.py, fedledger/storage/cli.py,
+fedledger/experiment_cli.py, ...), as in the `flwr` CLI.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from deploy.cli import deploy, devnet_app
+from fedledger.experiment_cli import experiment
+from fedledger.storage.cli import ipfs_app
+
+app = typer.Typer(
+    name="fedledger",
+    help="Blockchain-based federated learning: contracts on an Ethereum devnet, models on IPFS.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,  # never print locals: they may hold private keys
+)
+app.add_typer(devnet_app, name="devnet")
+app.command(name="deploy")(deploy)
+app.add_typer(ipfs_app, name="ipfs")
+app.command(name="experiment")(experiment)
+
+
+if __name__ == "__main__":
+    app()
