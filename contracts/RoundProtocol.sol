@@ -1,0 +1,463 @@
+// SPDX-License-Identifier: Apache-2.0
+pragma solidity ^0.8.28;
+
+import {ClientRegistry} from "./ClientRegistry.sol";
+import {MinerStaking} from "./MinerStaking.sol";
+import {Phase, Proposal, TaskStatus} from "./FedLedgerTypes.sol";
+
+/// @title The round protocol: train -> commit -> reveal -> aggregate -> finalise.
+/// @notice Round r opens with its selection and committee fixed; selected clients submit models,
+/// submitters commit then reveal peer-validation scores, committee members vote on a proposal
+/// and the round is finalised when the votes for one proposal reach the quorum. A phase closes
+/// when every expected party has acted, or at its deadline through `advance`, which anyone may
+/// call, so a crashed party never stalls the task.
+abstract contract RoundProtocol is ClientRegistry, MinerStaking {
+    /// @dev Bit 127 of `revealed` is always set, so that slot is never written from zero.
+    uint128 private constant _SENTINEL = uint128(1) << 127;
+
+    struct Round {
+        Phase phase;
+        uint64 deadline;
+        uint64 openedAt;
+        uint16 nClients; // clients registered when the round opened
+        uint128 selected;
+        uint128 submitted;
+        uint128 committed;
+        uint128 revealed; // with _SENTINEL
+        uint128 accepted;
+        uint16 winner; // index + 1
+        bytes32 seed;
+        bytes32 result; // hash of the finalised proposal
+        address[] committee;
+    }
+
+    /// @notice Read-only view of a round (revealed without the sentinel bit).
+    struct RoundView {
+        Phase phase;
+        uint64 deadline;
+        uint64 openedAt;
+        uint16 nClients;
+        uint128 selected;
+        uint128 submitted;
+        uint128 committed;
+        uint128 revealed;
+        uint128 accepted;
+        uint16 winner;
+        bytes32 seed;
+        bytes32 result;
+        address[] committee;
+    }
+
+    mapping(uint256 => mapping(uint32 => Round)) internal _rounds;
+    mapping(uint256 => mapping(uint32 => mapping(address => bytes32))) internal _voteOf;
+    mapping(uint256 => mapping(uint32 => mapping(bytes32 => uint16))) internal _votes;
+
+    /// @notice Emitted when round `round` of `taskId` opens with its selection and committee.
+    event RoundOpened(
+        uint256 indexed taskId, uint32 indexed round, uint128 selected, bytes32 seed, address[] committee, uint64 deadline
+    );
+    /// @notice Emitted when a round moves to `phase`, which closes at `deadline`.
+    event PhaseChanged(uint256 indexed taskId, uint32 indexed round, Phase phase, uint64 deadline);
+    /// @notice Emitted when `client` submits its model for a round.
+    event ModelSubmitted(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        address indexed client,
+        string weightsCID,
+        bytes32 digest,
+        string behaviourCID,
+        uint32 nSamples
+    );
+    /// @notice Emitted when `client` commits to its peer-validation scores.
+    event ScoresCommitted(uint256 indexed taskId, uint32 indexed round, address indexed client, bytes32 commitment);
+    /// @notice Emitted when `client` reveals its scores: one big-endian uint16 (bps) per client index.
+    event ScoresRevealed(uint256 indexed taskId, uint32 indexed round, address indexed client, bytes scores);
+    /// @notice Emitted the first time a proposal is voted for, with its full content.
+    event ProposalSubmitted(uint256 indexed taskId, uint32 indexed round, bytes32 indexed proposalHash, Proposal proposal);
+    /// @notice Emitted when committee member `miner` votes for `proposalHash`, which now has `votes`.
+    event ProposalVoted(
+        uint256 indexed taskId, uint32 indexed round, address indexed miner, bytes32 proposalHash, uint16 votes
+    );
+    /// @notice Emitted when a round is finalised with the global model `globalCID`.
+    event RoundFinalised(
+        uint256 indexed taskId,
+        uint32 indexed round,
+        bytes32 indexed proposalHash,
+        string globalCID,
+        bytes32 globalDigest,
+        uint256 accepted,
+        uint16 winner
+    );
+    /// @notice Emitted when a round closes without a result; the global model is unchanged.
+    event RoundFailed(uint256 indexed taskId, uint32 indexed round, Phase atPhase);
+    /// @notice Emitted when the task starts (round 1 opens).
+    event TaskStarted(uint256 indexed taskId, uint256 clients);
+    /// @notice Emitted when the last round of a task closes.
+    event TaskFinished(uint256 indexed taskId);
+
+    /// @notice The call is not allowed in the round's current phase.
+    error WrongPhase(uint256 taskId, uint32 round, Phase phase);
+    /// @notice The phase's deadline has passed; call `advance`.
+    error DeadlinePassed(uint256 taskId, uint32 round, uint64 deadline);
+    /// @notice `advance` before the phase's deadline.
+    error DeadlineNotReached(uint256 taskId, uint32 round, uint64 deadline);
+    /// @notice The client is not selected for this round.
+    error NotSelected(uint256 taskId, uint32 round, address client);
+    /// @notice The client already submitted a model this round.
+    error AlreadySubmitted(uint256 taskId, uint32 round, address client);
+    /// @notice Empty CID, zero digest or zero samples.
+    error InvalidSubmission();
+    /// @notice Only clients that submitted this round validate their peers.
+    error NotASubmitter(uint256 taskId, uint32 round, address client);
+    /// @notice The client already committed this round.
+    error AlreadyCommitted(uint256 taskId, uint32 round, address client);
+    /// @notice The client did not commit this round.
+    error NotCommitted(uint256 taskId, uint32 round, address client);
+    /// @notice The client already revealed this round.
+    error AlreadyRevealed(uint256 taskId, uint32 round, address client);
+    /// @notice Revealed scores and salt do not match the commitment.
+    error CommitmentMismatch(uint256 taskId, uint32 round, address client);
+    /// @notice The score vector needs `expected` bytes (2 per client) with every score <= 10000.
+    error InvalidScores(uint256 expected, uint256 length);
+    /// @notice The caller is not on this round's committee.
+    error NotInCommittee(uint256 taskId, uint32 round, address miner);
+    /// @notice The committee member already voted this round.
+    error AlreadyVoted(uint256 taskId, uint32 round, address miner);
+    /// @notice The proposal is inconsistent with the round; `what` names the field.
+    error InvalidProposal(string what);
+    /// @notice Fewer registered clients than the task's minimum.
+    error NotEnoughClients(uint256 registered, uint256 needed);
+    /// @notice Fewer active miners than the task's committee size.
+    error NotEnoughMiners(uint256 active, uint256 needed);
+    /// @notice Only the requester may start before the registration period ends.
+    error RegistrationOpen(uint256 taskId, uint256 until);
+
+    /// @notice Start a task: round 1 opens with its selection and committee. The requester may
+    /// start once `minClients` registered; anyone may after the registration period.
+    /// @param taskId The task. Emits {TaskStarted} and {RoundOpened}.
+    function startTask(uint256 taskId) external {
+        Task storage t = _task(taskId);
+        if (t.status != TaskStatus.Open) revert WrongTaskStatus(taskId, t.status);
+        uint256 until = t.publishedAt + t.spec.registrationDuration;
+        if (msg.sender != t.requester && block.timestamp < until) revert RegistrationOpen(taskId, until);
+        uint256 registered = _clients[taskId].length;
+        if (registered < t.spec.minClients) revert NotEnoughClients(registered, t.spec.minClients);
+        if (_activeMiners.length < t.mech.committeeSize) revert NotEnoughMiners(_activeMiners.length, t.mech.committeeSize);
+        t.status = TaskStatus.Running;
+        emit TaskStarted(taskId, registered);
+        uint128 selection = t.mech.selectionRule == 1 ? _topN(taskId, t.mech.selectionN) : _allClients(taskId);
+        _openRound(taskId, t, 1, selection);
+    }
+
+    /// @notice Submit this round's model (train phase, selected clients, once).
+    /// @param taskId The task.
+    /// @param round The current round (guards against submitting to a round that moved on).
+    /// @param weightsCID IPFS CID of the safetensors weights.
+    /// @param digest sha256 of the weights bytes.
+    /// @param behaviourCID IPFS CID of the BVFB behaviour model ("" if none).
+    /// @param nSamples Samples trained on.
+    function submitModel(
+        uint256 taskId,
+        uint32 round,
+        string calldata weightsCID,
+        bytes32 digest,
+        string calldata behaviourCID,
+        uint32 nSamples
+    ) external {
+        Round storage r = _openPhase(taskId, round, Phase.Train);
+        uint128 bit = _bit(taskId);
+        if (r.selected & bit == 0) revert NotSelected(taskId, round, msg.sender);
+        if (r.submitted & bit != 0) revert AlreadySubmitted(taskId, round, msg.sender);
+        if (bytes(weightsCID).length == 0 || digest == bytes32(0) || nSamples == 0) revert InvalidSubmission();
+        r.submitted |= bit;
+        emit ModelSubmitted(taskId, round, msg.sender, weightsCID, digest, behaviourCID, nSamples);
+        if (r.submitted == r.selected) _setPhase(taskId, round, r, Phase.Commit, _tasks[taskId].spec.commitDuration);
+    }
+
+    /// @notice Commit to a peer-validation score vector (commit phase, submitters, once).
+    /// @param taskId The task.
+    /// @param round The current round.
+    /// @param commitment `scoreCommitment(taskId, round, caller, scores, salt)`.
+    function commitScores(uint256 taskId, uint32 round, bytes32 commitment) external {
+        Round storage r = _openPhase(taskId, round, Phase.Commit);
+        uint128 bit = _bit(taskId);
+        if (r.submitted & bit == 0) revert NotASubmitter(taskId, round, msg.sender);
+        if (r.committed & bit != 0) revert AlreadyCommitted(taskId, round, msg.sender);
+        r.committed |= bit;
+        _commitments[taskId][msg.sender] = commitment;
+        emit ScoresCommitted(taskId, round, msg.sender, commitment);
+        if (r.committed == r.submitted) _setPhase(taskId, round, r, Phase.Reveal, _tasks[taskId].spec.revealDuration);
+    }
+
+    /// @notice Reveal the committed scores (reveal phase, committers, once).
+    /// @param taskId The task.
+    /// @param round The current round.
+    /// @param scores One big-endian uint16 in bps per client index of the round (own and
+    /// non-submitters' entries are ignored by the miners).
+    /// @param salt The secret salt of the commitment.
+    function revealScores(uint256 taskId, uint32 round, bytes calldata scores, bytes32 salt) external {
+        Round storage r = _openPhase(taskId, round, Phase.Reveal);
+        uint128 bit = _bit(taskId);
+        if (r.committed & bit == 0) revert NotCommitted(taskId, round, msg.sender);
+        if (r.revealed & bit != 0) revert AlreadyRevealed(taskId, round, msg.sender);
+        _checkScores(scores, r.nClients);
+        if (scoreCommitment(taskId, round, msg.sender, scores, salt) != _commitments[taskId][msg.sender]) {
+            revert CommitmentMismatch(taskId, round, msg.sender);
+        }
+        r.revealed |= bit;
+        emit ScoresRevealed(taskId, round, msg.sender, scores);
+        if (r.revealed & ~_SENTINEL == r.committed) {
+            _setPhase(taskId, round, r, Phase.Aggregate, _tasks[taskId].spec.aggregateDuration);
+        }
+    }
+
+    /// @notice Vote for a proposal as a committee member (aggregate phase, once). The first vote
+    /// for a proposal publishes it; the round is finalised when its votes reach the quorum. A
+    /// miner that computed a different result votes for its own proposal, i.e. against.
+    /// @param taskId The task.
+    /// @param round The current round.
+    /// @param p The proposed result.
+    function propose(uint256 taskId, uint32 round, Proposal calldata p) external {
+        Round storage r = _openPhase(taskId, round, Phase.Aggregate);
+        address[] storage committee = r.committee;
+        bool member;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == msg.sender) {
+                member = true;
+                break;
+            }
+        }
+        if (!member) revert NotInCommittee(taskId, round, msg.sender);
+        if (_voteOf[taskId][round][msg.sender] != bytes32(0)) revert AlreadyVoted(taskId, round, msg.sender);
+        Task storage t = _tasks[taskId];
+        _checkProposal(taskId, t, r, p);
+        bytes32 h = proposalHash(p);
+        _voteOf[taskId][round][msg.sender] = h;
+        uint16 votes = ++_votes[taskId][round][h];
+        if (votes == 1) {
+            emit ProposalSubmitted(taskId, round, h, p);
+        }
+        emit ProposalVoted(taskId, round, msg.sender, h, votes);
+        if (uint256(votes) * 10000 >= committee.length * t.mech.quorumBps) _finalise(taskId, round, t, r, p, h);
+    }
+
+    /// @notice Close the current phase after its deadline: train -> commit (or failed if nobody
+    /// submitted), commit -> reveal (or aggregate if nobody committed), reveal -> aggregate,
+    /// aggregate -> failed (no quorum; the previous global model is kept and the next round opens).
+    /// @param taskId The task.
+    function advance(uint256 taskId) external {
+        Task storage t = _task(taskId);
+        if (t.status != TaskStatus.Running) revert WrongTaskStatus(taskId, t.status);
+        uint32 round = t.currentRound;
+        Round storage r = _rounds[taskId][round];
+        if (block.timestamp <= r.deadline) revert DeadlineNotReached(taskId, round, r.deadline);
+        Phase phase = r.phase;
+        if (phase == Phase.Train) {
+            if (r.submitted == 0) return _fail(taskId, round, t, r);
+            _setPhase(taskId, round, r, Phase.Commit, t.spec.commitDuration);
+        } else if (phase == Phase.Commit) {
+            if (r.committed == 0) _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
+            else _setPhase(taskId, round, r, Phase.Reveal, t.spec.revealDuration);
+        } else if (phase == Phase.Reveal) {
+            _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
+        } else {
+            _fail(taskId, round, t, r);
+        }
+    }
+
+    /// @notice State of round `round` of `taskId`.
+    /// @param taskId The task.
+    /// @param round The round (1-based).
+    function roundInfo(uint256 taskId, uint32 round) external view returns (RoundView memory v) {
+        Round storage r = _rounds[taskId][round];
+        v = RoundView({
+            phase: r.phase,
+            deadline: r.deadline,
+            openedAt: r.openedAt,
+            nClients: r.nClients,
+            selected: r.selected,
+            submitted: r.submitted,
+            committed: r.committed,
+            revealed: r.revealed & ~_SENTINEL,
+            accepted: r.accepted,
+            winner: r.winner,
+            seed: r.seed,
+            result: r.result,
+            committee: r.committee
+        });
+    }
+
+    /// @notice The proposal hash `miner` voted for in a round (zero if none).
+    /// @param taskId The task.
+    /// @param round The round.
+    /// @param miner The committee member.
+    function voteOf(uint256 taskId, uint32 round, address miner) external view returns (bytes32) {
+        return _voteOf[taskId][round][miner];
+    }
+
+    /// @notice Votes a proposal hash has in a round.
+    /// @param taskId The task.
+    /// @param round The round.
+    /// @param proposalHash_ The proposal hash.
+    function votesFor(uint256 taskId, uint32 round, bytes32 proposalHash_) external view returns (uint16) {
+        return _votes[taskId][round][proposalHash_];
+    }
+
+    /// @notice Hash identifying a proposal: keccak256 of its ABI encoding.
+    /// @param p The proposal.
+    function proposalHash(Proposal calldata p) public pure returns (bytes32) {
+        return keccak256(abi.encode(p));
+    }
+
+    /// @notice Commitment to a score vector: keccak256(abi.encodePacked(taskId, round, client, scores, salt)).
+    /// @param taskId The task.
+    /// @param round The round.
+    /// @param client The committing client.
+    /// @param scores The packed score vector.
+    /// @param salt A secret random salt.
+    function scoreCommitment(uint256 taskId, uint32 round, address client, bytes calldata scores, bytes32 salt)
+        public
+        pure
+        returns (bytes32)
+    {
+        return keccak256(abi.encodePacked(taskId, round, client, scores, salt));
+    }
+
+    function _openPhase(uint256 taskId, uint32 round, Phase expected) private view returns (Round storage r) {
+        r = _rounds[taskId][round];
+        if (r.phase != expected) revert WrongPhase(taskId, round, r.phase);
+        if (block.timestamp > r.deadline) revert DeadlinePassed(taskId, round, r.deadline);
+    }
+
+    function _bit(uint256 taskId) private view returns (uint128) {
+        return uint128(1) << _indexOf(taskId, msg.sender);
+    }
+
+    function _setPhase(uint256 taskId, uint32 round, Round storage r, Phase phase, uint32 duration) private {
+        uint64 deadline = uint64(block.timestamp + duration);
+        r.phase = phase;
+        r.deadline = deadline;
+        emit PhaseChanged(taskId, round, phase, deadline);
+    }
+
+    function _openRound(uint256 taskId, Task storage t, uint32 round, uint128 selection) private {
+        Round storage r = _rounds[taskId][round];
+        bytes32 seed = keccak256(abi.encode(block.prevrandao, blockhash(block.number - 1), taskId, round));
+        address[] memory committee = drawCommittee(seed, t.mech.committeeSize);
+        uint64 deadline = uint64(block.timestamp + t.spec.trainDuration);
+        t.currentRound = round;
+        r.phase = Phase.Train;
+        r.deadline = deadline;
+        r.openedAt = uint64(block.timestamp);
+        r.nClients = uint16(_clients[taskId].length);
+        r.selected = selection;
+        r.revealed = _SENTINEL;
+        r.seed = seed;
+        r.committee = committee;
+        emit RoundOpened(taskId, round, selection, seed, committee, deadline);
+        emit PhaseChanged(taskId, round, Phase.Train, deadline);
+    }
+
+    function _closeRound(uint256 taskId, Task storage t, uint32 round, uint128 nextSelection) private {
+        if (round >= t.spec.rounds) {
+            t.status = TaskStatus.Finished;
+            emit TaskFinished(taskId);
+        } else {
+            _openRound(taskId, t, round + 1, nextSelection);
+        }
+    }
+
+    function _fail(uint256 taskId, uint32 round, Task storage t, Round storage r) private {
+        Phase atPhase = r.phase;
+        r.phase = Phase.Failed;
+        emit RoundFailed(taskId, round, atPhase);
+        emit PhaseChanged(taskId, round, Phase.Failed, r.deadline);
+        _closeRound(taskId, t, round, r.selected);
+    }
+
+    function _finalise(uint256 taskId, uint32 round, Task storage t, Round storage r, Proposal calldata p, bytes32 h)
+        private
+    {
+        r.phase = Phase.Finalised;
+        r.result = h;
+        r.accepted = uint128(p.accepted);
+        r.winner = p.winner;
+        t.globalCID = p.globalCID;
+        t.globalDigest = p.globalDigest;
+        _setReputations(taskId, p.reputations);
+        emit RoundFinalised(taskId, round, h, p.globalCID, p.globalDigest, p.accepted, p.winner);
+        emit PhaseChanged(taskId, round, Phase.Finalised, uint64(block.timestamp));
+        _payRound(taskId, round, t, r, p, h);
+        _closeRound(taskId, t, round, uint128(p.nextSelection));
+    }
+
+    /// @dev Credits the round reward from escrow: an equal share to each accepted client, the
+    /// winner's bonus, an equal share to each committee member who voted for the result. What
+    /// has no recipient (or is lost to rounding) stays in escrow for the requester.
+    function _payRound(uint256 taskId, uint32 round, Task storage t, Round storage r, Proposal calldata p, bytes32 h)
+        private
+    {
+        uint256 pool = t.spec.rewardPerRound;
+        if (pool > t.escrow) pool = t.escrow;
+        uint256 paid;
+        address[] storage clients = _clients[taskId];
+        uint256 nAccepted = _popcount(p.accepted);
+        if (nAccepted > 0) {
+            uint256 each = pool * t.mech.clientShareBps / 10000 / nAccepted;
+            for (uint256 i = 0; i < r.nClients; ++i) {
+                if (p.accepted & (uint256(1) << i) != 0) _credit(clients[i], taskId, each, CreditKind.ClientReward);
+            }
+            paid += each * nAccepted;
+        }
+        if (p.winner != 0) {
+            uint256 bonus = pool * t.mech.winnerShareBps / 10000;
+            _credit(clients[p.winner - 1], taskId, bonus, CreditKind.WinnerBonus);
+            paid += bonus;
+        }
+        address[] storage committee = r.committee;
+        uint256 nVoters = _votes[taskId][round][h];
+        uint256 share = pool * t.mech.committeeShareBps / 10000 / nVoters;
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (_voteOf[taskId][round][committee[i]] == h) _credit(committee[i], taskId, share, CreditKind.CommitteeReward);
+        }
+        paid += share * nVoters;
+        _spendEscrow(t, paid);
+    }
+
+    function _checkScores(bytes calldata scores, uint256 nClients) private pure {
+        if (scores.length != 2 * nClients) revert InvalidScores(2 * nClients, scores.length);
+        // One calldataload per 16 scores instead of two bounds-checked byte reads per score.
+        uint256 offset;
+        assembly ("memory-safe") {
+            offset := scores.offset
+        }
+        for (uint256 i = 0; i < scores.length; i += 32) {
+            uint256 word;
+            assembly ("memory-safe") {
+                word := calldataload(add(offset, i))
+            }
+            uint256 n = scores.length - i < 32 ? (scores.length - i) / 2 : 16;
+            for (uint256 k = 0; k < n; ++k) {
+                if ((word >> (240 - 16 * k)) & 0xffff > 10000) revert InvalidScores(2 * nClients, scores.length);
+            }
+        }
+    }
+
+    function _checkProposal(uint256 taskId, Task storage t, Round storage r, Proposal calldata p) private view {
+        if (bytes(p.globalCID).length == 0 || p.globalDigest == bytes32(0)) revert InvalidProposal("global model");
+        if (p.accepted & ~uint256(r.submitted) != 0) revert InvalidProposal("accepted");
+        if (p.winner != 0 && (p.winner > r.nClients || r.submitted & (uint128(1) << (p.winner - 1)) == 0)) {
+            revert InvalidProposal("winner");
+        }
+        if (p.reputations.length != r.nClients) revert InvalidProposal("reputations");
+        uint256 all = _allClients(taskId);
+        if (p.nextSelection == 0 || p.nextSelection & ~all != 0) revert InvalidProposal("nextSelection");
+        if (t.mech.selectionRule == 1 && _popcount(p.nextSelection) > t.mech.selectionN) {
+            revert InvalidProposal("nextSelection");
+        }
+    }
+
+    function _popcount(uint256 x) private pure returns (uint256 n) {
+        for (; x != 0; x &= x - 1) ++n;
+    }
+}

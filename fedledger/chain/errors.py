@@ -1,0 +1,70 @@
+"""Chain errors: reverts are translated once, here, into exceptions naming the custom error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_abi import decode
+from eth_utils import function_signature_to_4byte_selector
+
+
+class ChainError(RuntimeError):
+    """Base class of fedledger's chain errors."""
+
+
+class ContractRevert(ChainError):
+    """A transaction or call reverted; `name` is the decoded custom error (or Error/Panic)."""
+
+    def __init__(self, name: str, args: dict[str, Any], function: str = "") -> None:
+        self.name = name
+        self.args_ = args
+        self.function = function
+        shown = ", ".join(f"{k}={_show(v)}" for k, v in args.items())
+        where = f"{function}: " if function else ""
+        super().__init__(f"{where}reverted with {name}({shown})")
+
+
+class TransactionFailed(ChainError):
+    """A mined transaction has status 0 and the revert could not be decoded."""
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    return str(v)
+
+
+class ErrorDecoder:
+    """Maps 4-byte selectors of an ABI's custom errors to their names and argument types."""
+
+    def __init__(self, abi: list[dict[str, Any]]) -> None:
+        self._errors: dict[bytes, tuple[str, list[str], list[str]]] = {}
+        for item in abi:
+            if item.get("type") != "error":
+                continue
+            types = [_abi_type(i) for i in item["inputs"]]
+            sig = f"{item['name']}({','.join(types)})"
+            self._errors[function_signature_to_4byte_selector(sig)] = (
+                item["name"], [i["name"] for i in item["inputs"]], types,
+            )  # fmt: skip
+        self._errors[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["message"], ["string"])
+        self._errors[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["code"], ["uint256"])
+
+    def decode(self, data: bytes | str | None, function: str = "") -> ContractRevert:
+        if isinstance(data, str):
+            data = bytes.fromhex(data.removeprefix("0x"))
+        if not data or len(data) < 4:
+            return ContractRevert("UnknownRevert", {}, function)
+        entry = self._errors.get(data[:4])
+        if entry is None:
+            return ContractRevert("UnknownRevert", {"data": data}, function)
+        name, names, types = entry
+        values = decode(types, data[4:])
+        return ContractRevert(name, dict(zip(names, values, strict=True)), function)
+
+
+def _abi_type(item: dict[str, Any]) -> str:
+    t = item["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple") :]
+    return t
