@@ -1,0 +1,47 @@
+"""Miner-side defences: one module per defence, one interface
+(``aggregate(updates, context) -> Decision``), and a registry (``create_defence(name, **kw)``).
+
+Pure maths in ``_aggregate.py``; types in ``base.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from miner.defences.base import ClientUpdate as ClientUpdate
+from miner.defences.base import Context as Context
+from miner.defences.base import Decision as Decision
+from miner.defences.base import Defence as Defence
+from miner.defences.bcs_fl import BCSFL as BCSFL
+from miner.defences.bpcv_fl import BPCVFL as BPCVFL
+from miner.defences.bvfb import BVFB as BVFB
+from miner.defences.fedavg import FedAvg as FedAvg
+from miner.defences.fltrust import FLTrust as FLTrust
+from miner.defences.krum import Krum as Krum
+from miner.defences.ll_bcfl import LLBCFL as LLBCFL
+from miner.defences.median import Median as Median
+from miner.defences.model_chain import ModelChain as ModelChain
+from miner.defences.multi_krum import MultiKrum as MultiKrum
+from miner.defences.trimmed_mean import TrimmedMean as TrimmedMean
+
+DEFENCES: dict[str, type[Defence]] = {
+    cls.name: cls
+    for cls in (FedAvg, Krum, MultiKrum, Median, TrimmedMean, BVFB, LLBCFL, BPCVFL, BCSFL, ModelChain, FLTrust)
+}
+
+
+def create_defence(name: str, **kwargs: Any) -> Defence:
+    """Defence registry: ``create_defence("krum", num_malicious=4)``.
+
+    Names: fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl,
+    model-chain, fltrust.
+    """
+    key = name.lower().replace("_", "-")
+    try:
+        cls = DEFENCES[key]
+    except KeyError:
+        raise ValueError(f"unknown defence {name!r} ({', '.join(DEFENCES)})") from None
+    return cls(**kwargs)
+
+
+__all__ = ["DEFENCES", "ClientUpdate", "Context", "Decision", "Defence", "create_defence", *(c.__name__ for c in DEFENCES.values())]
