@@ -127,10 +127,10 @@ abstract contract ClientRegistry is TaskEscrow {
         for (uint256 k = 0; k < n; ++k) {
             uint256 best = type(uint256).max;
             for (uint256 i = 0; i < count; ++i) {
-                if (selection & (uint128(1) << i) != 0) continue;
+                if (selection & (uint256(1) << i) != 0) continue;
                 if (best == type(uint256).max || reps[i] > reps[best]) best = i;
             }
-            selection |= uint128(1) << best;
+            selection |= uint128(uint256(1) << best);
         }
     }
 

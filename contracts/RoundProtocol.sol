@@ -330,7 +330,7 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     }
 
     function _bit(uint256 taskId) private view returns (uint128) {
-        return uint128(1) << _indexOf(taskId, msg.sender);
+        return uint128(uint256(1) << _indexOf(taskId, msg.sender));
     }
 
     function _setPhase(uint256 taskId, uint32 round, Round storage r, Phase phase, uint32 duration) private {

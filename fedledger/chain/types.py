@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import astuple, dataclass, field
 from enum import IntEnum
 from typing import Any
@@ -113,6 +114,8 @@ class Proposal:
 
     @classmethod
     def from_abi(cls, t: Any) -> Proposal:
+        if isinstance(t, Mapping):  # events decode tuples as mappings
+            t = (t["globalCID"], t["globalDigest"], t["accepted"], t["reputations"], t["winner"], t["nextSelection"])
         cid, digest, accepted, reps, winner, nxt = t
         return cls(cid, bytes(digest), int(accepted), tuple(int(r) for r in reps), int(winner), int(nxt))
 
