@@ -57,7 +57,7 @@ def krum_scores(X: np.ndarray, num_malicious: int) -> np.ndarray:
     """
     n = X.shape[0]
     k = n - num_malicious - 2
-    if k < 1:
+    if n < 2 * num_malicious + 3:  # the paper's assumption (Flower raises the same way)
         raise ValueError(f"Krum needs n >= 2f + 3 (n={n}, f={num_malicious})")
     D = pairwise_sq_distances(X)
     # Drop the zero self-distance (column 0 after sorting), keep the k nearest others.
