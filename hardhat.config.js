@@ -8,7 +8,7 @@ export default {
   solidity: {
     version: "0.8.37",
     path: soljson,
-    settings: { optimizer: { enabled: true, runs: 2000 }, viaIR: true, evmVersion: "prague" },
+    settings: { optimizer: { enabled: true, runs: 200 }, viaIR: true, evmVersion: "prague" },
   },
   paths: { sources: "./contracts" },
   networks: {

@@ -15,15 +15,19 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// @dev Bit 127 of `revealed` is always set, so that slot is never written from zero.
     uint128 private constant _SENTINEL = uint128(1) << 127;
 
+    /// @dev Gas layout: a client's call touches only the first slot (phase, deadline and the
+    /// bitmap of parties still expected in this phase) plus its own registration slot. The
+    /// closer of a phase turns `pending` into the recorded set (submitted, committed, revealed).
     struct Round {
         Phase phase;
         uint64 deadline;
-        uint64 openedAt;
         uint16 nClients; // clients registered when the round opened
+        uint128 pending; // train: selected not yet submitted; commit: not yet committed; reveal: not yet revealed
         uint128 selected;
         uint128 submitted;
         uint128 committed;
         uint128 revealed; // with _SENTINEL
+        uint64 openedAt;
         uint128 accepted;
         uint16 winner; // index + 1
         bytes32 seed;
@@ -166,12 +170,14 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     ) external {
         Round storage r = _openPhase(taskId, round, Phase.Train);
         uint128 bit = _bit(taskId);
-        if (r.selected & bit == 0) revert NotSelected(taskId, round, msg.sender);
-        if (r.submitted & bit != 0) revert AlreadySubmitted(taskId, round, msg.sender);
+        if (r.pending & bit == 0) {
+            if (r.selected & bit == 0) revert NotSelected(taskId, round, msg.sender);
+            revert AlreadySubmitted(taskId, round, msg.sender);
+        }
         if (bytes(weightsCID).length == 0 || digest == bytes32(0) || nSamples == 0) revert InvalidSubmission();
-        r.submitted |= bit;
+        r.pending &= ~bit;
         emit ModelSubmitted(taskId, round, msg.sender, weightsCID, digest, behaviourCID, nSamples);
-        if (r.submitted == r.selected) _setPhase(taskId, round, r, Phase.Commit, _tasks[taskId].spec.commitDuration);
+        if (r.pending == 0) _closeTrain(taskId, round, _tasks[taskId], r);
     }
 
     /// @notice Commit to a peer-validation score vector (commit phase, submitters, once).
@@ -181,12 +187,14 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     function commitScores(uint256 taskId, uint32 round, bytes32 commitment) external {
         Round storage r = _openPhase(taskId, round, Phase.Commit);
         uint128 bit = _bit(taskId);
-        if (r.submitted & bit == 0) revert NotASubmitter(taskId, round, msg.sender);
-        if (r.committed & bit != 0) revert AlreadyCommitted(taskId, round, msg.sender);
-        r.committed |= bit;
+        if (r.pending & bit == 0) {
+            if (r.submitted & bit == 0) revert NotASubmitter(taskId, round, msg.sender);
+            revert AlreadyCommitted(taskId, round, msg.sender);
+        }
+        r.pending &= ~bit;
         _commitments[taskId][msg.sender] = commitment;
         emit ScoresCommitted(taskId, round, msg.sender, commitment);
-        if (r.committed == r.submitted) _setPhase(taskId, round, r, Phase.Reveal, _tasks[taskId].spec.revealDuration);
+        if (r.pending == 0) _closeCommit(taskId, round, _tasks[taskId], r);
     }
 
     /// @notice Reveal the committed scores (reveal phase, committers, once).
@@ -198,17 +206,17 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     function revealScores(uint256 taskId, uint32 round, bytes calldata scores, bytes32 salt) external {
         Round storage r = _openPhase(taskId, round, Phase.Reveal);
         uint128 bit = _bit(taskId);
-        if (r.committed & bit == 0) revert NotCommitted(taskId, round, msg.sender);
-        if (r.revealed & bit != 0) revert AlreadyRevealed(taskId, round, msg.sender);
+        if (r.pending & bit == 0) {
+            if (r.committed & bit == 0) revert NotCommitted(taskId, round, msg.sender);
+            revert AlreadyRevealed(taskId, round, msg.sender);
+        }
         _checkScores(scores, r.nClients);
         if (scoreCommitment(taskId, round, msg.sender, scores, salt) != _commitments[taskId][msg.sender]) {
             revert CommitmentMismatch(taskId, round, msg.sender);
         }
-        r.revealed |= bit;
+        r.pending &= ~bit;
         emit ScoresRevealed(taskId, round, msg.sender, scores);
-        if (r.revealed & ~_SENTINEL == r.committed) {
-            _setPhase(taskId, round, r, Phase.Aggregate, _tasks[taskId].spec.aggregateDuration);
-        }
+        if (r.pending == 0) _closeReveal(taskId, round, _tasks[taskId], r);
     }
 
     /// @notice Vote for a proposal as a committee member (aggregate phase, once). The first vote
@@ -253,13 +261,12 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
         if (block.timestamp <= r.deadline) revert DeadlineNotReached(taskId, round, r.deadline);
         Phase phase = r.phase;
         if (phase == Phase.Train) {
-            if (r.submitted == 0) return _fail(taskId, round, t, r);
-            _setPhase(taskId, round, r, Phase.Commit, t.spec.commitDuration);
+            if (r.pending == r.selected) return _fail(taskId, round, t, r); // nobody submitted
+            _closeTrain(taskId, round, t, r);
         } else if (phase == Phase.Commit) {
-            if (r.committed == 0) _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
-            else _setPhase(taskId, round, r, Phase.Reveal, t.spec.revealDuration);
+            _closeCommit(taskId, round, t, r);
         } else if (phase == Phase.Reveal) {
-            _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
+            _closeReveal(taskId, round, t, r);
         } else {
             _fail(taskId, round, t, r);
         }
@@ -270,15 +277,17 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// @param round The round (1-based).
     function roundInfo(uint256 taskId, uint32 round) external view returns (RoundView memory v) {
         Round storage r = _rounds[taskId][round];
+        // the open phase's set is still kept as `pending`
+        Phase phase = r.phase;
         v = RoundView({
-            phase: r.phase,
+            phase: phase,
             deadline: r.deadline,
             openedAt: r.openedAt,
             nClients: r.nClients,
             selected: r.selected,
-            submitted: r.submitted,
-            committed: r.committed,
-            revealed: r.revealed & ~_SENTINEL,
+            submitted: phase == Phase.Train ? r.selected & ~r.pending : r.submitted,
+            committed: phase == Phase.Commit ? r.submitted & ~r.pending : r.committed,
+            revealed: phase == Phase.Reveal ? r.committed & ~r.pending : r.revealed & ~_SENTINEL,
             accepted: r.accepted,
             winner: r.winner,
             seed: r.seed,
@@ -351,11 +360,33 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
         r.openedAt = uint64(block.timestamp);
         r.nClients = uint16(_clients[taskId].length);
         r.selected = selection;
+        r.pending = selection;
         r.revealed = _SENTINEL;
         r.seed = seed;
         r.committee = committee;
         emit RoundOpened(taskId, round, selection, seed, committee, deadline);
         emit PhaseChanged(taskId, round, Phase.Train, deadline);
+    }
+
+    function _closeTrain(uint256 taskId, uint32 round, Task storage t, Round storage r) private {
+        uint128 submitted = r.selected & ~r.pending;
+        r.submitted = submitted;
+        r.pending = submitted;
+        _setPhase(taskId, round, r, Phase.Commit, t.spec.commitDuration);
+    }
+
+    function _closeCommit(uint256 taskId, uint32 round, Task storage t, Round storage r) private {
+        uint128 committed = r.submitted & ~r.pending;
+        r.committed = committed;
+        r.pending = committed;
+        if (committed == 0) _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
+        else _setPhase(taskId, round, r, Phase.Reveal, t.spec.revealDuration);
+    }
+
+    function _closeReveal(uint256 taskId, uint32 round, Task storage t, Round storage r) private {
+        r.revealed = (r.committed & ~r.pending) | _SENTINEL;
+        r.pending = 0;
+        _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
     }
 
     function _closeRound(uint256 taskId, Task storage t, uint32 round, uint128 nextSelection) private {

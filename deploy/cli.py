@@ -86,6 +86,8 @@ def deploy(
     as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Deploy the contracts (idempotent) and write deployments/<chainId>.json."""
+    from web3.exceptions import Web3Exception
+
     from fedledger.chain import ContractRevert, connect, load_account
 
     rpc = rpc or default_rpc()
@@ -95,7 +97,7 @@ def deploy(
         w3 = connect(rpc)
         signer = load_account(key=key, keystore=keystore, index=account)
         manifest, fresh = deploy_contracts(w3, signer, force=force, min_stake=min_stake, unstake_delay=unstake_delay)
-    except (ConnectionError, ValueError, ContractRevert, RuntimeError) as exc:
+    except (ConnectionError, ValueError, ContractRevert, RuntimeError, Web3Exception) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     entry = manifest["contracts"]["FedLedger"]

@@ -56,7 +56,7 @@ def compile_contracts(*, force: bool = False) -> dict[str, dict[str, Any]]:
         "language": "Solidity",
         "sources": {name: {"content": text} for name, text in sources.items()},
         "settings": {
-            "optimizer": {"enabled": True, "runs": 2000},
+            "optimizer": {"enabled": True, "runs": 200},
             "viaIR": True,  # the round functions take many calldata arguments (stack too deep otherwise)
             "evmVersion": EVM_VERSION,
             "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
