@@ -288,7 +288,7 @@ def run_experiment(
         acc, loss = evaluate(model, eval_x, eval_y, weights=global_w)
         det = detection(participants, dec.accepted, mal_set)
         asr = attack_success_rate(model, eval_x, eval_y, target=bd_target, weights=global_w) if bd_target is not None else None
-        metrics = {k: v for k, v in dec.metrics.items() if k in ("score", "reference", "winner", "threshold", "adopted", "trim")}
+        metrics = {k: v for k, v in dec.metrics.items() if k in ("score", "reference", "winner", "threshold", "adopted", "trim", "bph", "bdh")}
         rr = RoundResult(
             round=r, accuracy=acc, loss=loss, participants=participants, accepted=dec.accepted,
             malicious_participants=bad, precision=det.precision, recall=det.recall, asr=asr,

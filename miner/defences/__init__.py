@@ -44,4 +44,7 @@ def create_defence(name: str, **kwargs: Any) -> Defence:
     return cls(**kwargs)
 
 
-__all__ = ["DEFENCES", "ClientUpdate", "Context", "Decision", "Defence", "create_defence", *(c.__name__ for c in DEFENCES.values())]
+__all__ = [
+    "BCSFL", "BPCVFL", "BVFB", "DEFENCES", "LLBCFL", "ClientUpdate", "Context", "Decision", "Defence",
+    "FLTrust", "FedAvg", "Krum", "Median", "ModelChain", "MultiKrum", "TrimmedMean", "create_defence",
+]
