@@ -20,6 +20,7 @@ from pathlib import Path
 
 import requests
 
+from fedledger import paths
 from fedledger.storage.errors import DaemonUnavailable
 from fedledger.storage.rpc import api_url
 
@@ -29,19 +30,15 @@ STATE_FILE = "ipfs.json"
 
 def find_node_modules() -> Path:
     """The node_modules holding js-ipfs: `$FEDLEDGER_NODE_MODULES`, else the first found walking
-    up from the working directory, then from this package's own location."""
-    override = os.environ.get("FEDLEDGER_NODE_MODULES")
-    if override:
-        path = Path(override).expanduser().resolve()
-        if not (path / ENTRY).is_file():
-            raise DaemonUnavailable(f"FEDLEDGER_NODE_MODULES={override} has no {ENTRY}")
-        return path
-    for start in (Path.cwd(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            if (folder / "node_modules" / ENTRY).is_file():
-                return folder / "node_modules"
-    raise DaemonUnavailable(
-        "js-ipfs not found: run `npm install` in the repository (or set FEDLEDGER_NODE_MODULES)")
+    up from the working directory, then from this package's own location (`fedledger.paths`)."""
+    try:
+        path = paths.node_modules()
+    except FileNotFoundError as exc:
+        raise DaemonUnavailable(f"js-ipfs not found: {exc}") from None
+    if not (path / ENTRY).is_file():
+        raise DaemonUnavailable(f"{path} has no {ENTRY}: run `npm install` in the repository "
+                                "(or set FEDLEDGER_NODE_MODULES)")
+    return path
 
 
 def find_node(node_modules: Path) -> str:
