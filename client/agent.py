@@ -1,0 +1,186 @@
+"""The data-owner agent: a thin loop over the chain's state machine.
+
+Each `step()` reads the chain, does the one thing that is due for this data owner, and returns.
+Nothing is kept that the chain and storage do not hold: training is seeded from (task, round,
+owner) and the commit salt is derived from a deterministic signature, so an agent killed at any
+point and restarted redoes exactly what it had not finished, and never acts twice (the contract
+rejects duplicates).
+
+    register -> [train -> upload -> submit] -> [validate peers -> commit -> reveal] -> withdraw
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import OrderedDict
+
+import torch
+from eth_account.messages import encode_defunct
+from eth_utils import keccak
+
+from client.attacks import Attack, create_attack
+from client.behaviour import behaviour_model
+from client.dp import create_accountant
+from client.training import train_local
+from client.validation import peer_score
+from fedledger.chain import FedLedger, Phase, TaskStatus, encode_scores, score_commitment
+from fedledger.models import StateDict, create_model
+from fedledger.storage import Store
+from fedledger.weights import WeightsMeta, dumps, sha256_hex
+from miner.round import BadInput, fetch_weights, task_config
+
+log = logging.getLogger(__name__)
+
+
+class ClientAgent:
+    """Data owner `data_owner` of task `task_id`, acting through `ledger` (its own account)."""
+
+    def __init__(
+        self,
+        ledger: FedLedger,
+        store: Store,
+        task_id: int,
+        data_owner: int,
+        *,
+        attack: str | None = None,
+        accomplices: frozenset[int] = frozenset(),
+        n_malicious: int = 1,
+    ) -> None:
+        self.ledger, self.store, self.task_id, self.k = ledger, store, task_id, data_owner
+        self.address = ledger.sender
+        self.cfg = task_config(ledger, task_id)
+        data = self.cfg.client_data(data_owner)  # private: never leaves this agent
+        self.attack: Attack = create_attack(attack)
+        self.attack.setup(n_clients=self.cfg.clients, n_malicious=n_malicious)
+        self.accomplices = accomplices
+        gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + data_owner)
+        self.x, self.y = self.attack.poison_data(data.x_train, data.y_train, gen)
+        self.x_val, self.y_val = data.x_val, data.y_val
+        ds = self.cfg.data()
+        self.model = create_model(self.cfg.model, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
+        self.dp = self.cfg.dp_config()
+        self.accountant = create_accountant(self.dp.mechanism) if self.dp else None
+        self.epsilon: float | None = None
+        self._scores: dict[int, bytes] = {}  # round -> packed scores (a cache: recomputable)
+
+    # ---- the loop ----------------------------------------------------------------------------
+    def step(self) -> str:
+        """Do what is due now; returns what was done ("idle" when waiting, "done" at the end)."""
+        info = self.ledger.task_info(self.task_id)
+        status = info["status"]
+        if status == TaskStatus.CANCELLED:
+            return "done"
+        me = self.ledger.client_info(self.task_id, self.address)
+        if not me["registered"]:
+            if status in (TaskStatus.OPEN, TaskStatus.RUNNING):
+                self.register()
+                return "registered"
+            return "done"
+        if status == TaskStatus.FINISHED:
+            if self.ledger.credit_of(self.address) > 0:
+                self.ledger.withdraw()
+                return "withdrew"
+            return "done"
+        if status != TaskStatus.RUNNING:
+            return "idle"
+        r = info["current_round"]
+        ri = self.ledger.round_info(self.task_id, r)
+        bit = 1 << me["index"]
+        if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.submitted & bit:
+            return self.train_and_submit(r) if self._may_train(r, ri) else "idle"
+        if ri.phase == Phase.COMMIT and ri.submitted & bit and not ri.committed & bit:
+            self.ledger.commit_scores(self.task_id, r, self._commitment(r, ri.n_clients))
+            return f"committed r{r}"
+        if ri.phase == Phase.REVEAL and ri.committed & bit and not ri.revealed & bit:
+            self.ledger.reveal_scores(self.task_id, r, self._scores_for(r, ri.n_clients), self._salt(r))
+            return f"revealed r{r}"
+        return "idle"
+
+    def run(self, poll: float = 0.2, timeout: float | None = None) -> None:
+        """Step until the task is over."""
+        t0 = time.monotonic()
+        while self.step() != "done":
+            if timeout is not None and time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"client {self.k}: task {self.task_id} not over after {timeout:.0f} s")
+            time.sleep(poll)
+
+    # ---- actions -----------------------------------------------------------------------------
+    def register(self) -> None:
+        """Self-assessment (LL-BCFL): data size relative to an even share, quality, category."""
+        share = 60_000 / max(self.cfg.clients, 1)
+        size = min(10_000, int(10_000 * len(self.x) / share))
+        self.ledger.register(self.task_id, [size, 10_000, 10_000], len(self.x))
+
+    def train_and_submit(self, r: int) -> str:
+        cid, digest = self.ledger.global_model(self.task_id)
+        global_w, _ = fetch_weights(self.store, cid, digest, expected=None)
+        cfg = self.cfg.train_config()
+        steps = cfg.local_steps or cfg.local_epochs * math.ceil(len(self.x) / cfg.batch_size)
+        if self.attack.trains:
+            res = train_local(self.model, global_w, self.x, self.y, cfg, dp=self.dp, accountant=self.accountant,
+                              seed=self.cfg.seed * 1_000_003 + r * 1009 + self.k)  # fmt: skip
+            weights, steps, self.epsilon = res.weights, res.local_steps, res.epsilon
+        else:
+            weights = OrderedDict((k, v.clone()) for k, v in global_w.items())
+        weights = self.attack.poison_weights(
+            global_w, weights, honest_updates=self._honest_updates(r, global_w) if self.attack.needs_honest_updates else None,
+            gen=torch.Generator().manual_seed(self.cfg.seed * 104_729 + r * 31 + self.k),
+        )  # fmt: skip
+        pace = behaviour_model(global_w, weights, self.cfg.lr, steps).pace
+        meta = WeightsMeta(model_spec=self.cfg.model_spec(), task=str(self.task_id), round=r, producer=self.address)
+        data = dumps(weights, meta)
+        weights_cid = self.store.put(data)
+        behaviour_cid = self.store.put(dumps(pace, meta))
+        self.ledger.submit_model(self.task_id, r, weights_cid, bytes.fromhex(sha256_hex(data)), behaviour_cid, len(self.x))
+        return f"submitted r{r}"
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _may_train(self, r: int, ri) -> bool:
+        """Attacks that need the honest updates (ALIE, IPM) wait until the honest peers submitted."""
+        if not self.attack.needs_honest_updates:
+            return True
+        honest = [i for i in range(ri.n_clients) if ri.selected >> i & 1 and i not in self.accomplices and i != self.k]
+        done = {s.index for s in self.ledger.submissions(self.task_id, r)}
+        late = time.time() > ri.deadline - self.cfg.train_s / 4
+        return set(honest) <= done or late
+
+    def _honest_updates(self, r: int, global_w: StateDict) -> list[StateDict]:
+        out = []
+        for s in self.ledger.submissions(self.task_id, r):
+            if s.index in self.accomplices or s.index == self.k:
+                continue
+            try:
+                w, _ = fetch_weights(self.store, s.weights_cid, s.digest, expected=None)
+            except BadInput:
+                continue
+            out.append(OrderedDict((key, w[key] - global_w[key]) for key in global_w))
+        return out
+
+    def _scores_for(self, r: int, n_clients: int) -> bytes:
+        """Validate every peer's model on this owner's held-out data (bps); 0 for unusable models."""
+        if r in self._scores:
+            return self._scores[r]
+        scores = {}
+        for s in self.ledger.submissions(self.task_id, r):
+            if s.index == self.k:
+                continue
+            try:
+                w, _ = fetch_weights(self.store, s.weights_cid, s.digest, expected=dict(self.model.state_dict()))
+                scores[s.index] = peer_score(self.model, w, self.x_val, self.y_val)
+            except BadInput as exc:
+                log.info("client %d: peer %d unusable in round %d: %s", self.k, s.index, r, exc)
+                scores[s.index] = 0
+        scores = self.attack.poison_scores(scores, self_id=self.k, accomplices=set(self.accomplices))
+        packed = encode_scores([scores.get(i, 0) for i in range(n_clients)])
+        self._scores[r] = packed
+        return packed
+
+    def _salt(self, r: int) -> bytes:
+        """Secret and recomputable after a restart: hash of a deterministic (RFC 6979) signature."""
+        msg = encode_defunct(text=f"fedledger score salt: task {self.task_id} round {r}")
+        return keccak(self.ledger.account.sign_message(msg).signature)  # type: ignore[union-attr]
+
+    def _commitment(self, r: int, n_clients: int) -> bytes:
+        return score_commitment(self.task_id, r, self.address, self._scores_for(r, n_clients), self._salt(r))

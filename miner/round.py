@@ -1,0 +1,221 @@
+"""What a committee miner computes for one round, from the chain and storage alone.
+
+`compute_round` is the whole miner-side data path after the reveal phase: fetch every
+submission, reject bad inputs, run the task's defence, aggregate, and build the proposal.
+Everything is deterministic, so every honest committee member (and `fedledger audit`, later)
+derives the same proposal and its hash.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+import torch
+
+from fedledger.chain import FedLedger, Proposal, bitmap
+from fedledger.chain.types import REP_SCALE
+from fedledger.models import StateDict
+from fedledger.storage import StorageError, Store, compute_cid
+from fedledger.task import TaskConfig
+from fedledger.weights import WeightsError, WeightsMeta, dumps, loads, sha256_hex, spec_of
+from miner.defences import ClientUpdate, Context, Decision, create_defence
+
+log = logging.getLogger(__name__)
+
+# Committee members must produce identical global-model bytes: no per-miner metadata.
+GLOBAL_PRODUCER = "committee"
+
+
+@dataclass
+class RoundOutcome:
+    """A miner's result for one round."""
+
+    proposal: Proposal
+    global_bytes: bytes | None  # None when the previous global model is kept
+    decision: Decision | None
+    rejected: dict[int, str] = field(default_factory=dict)  # client index -> why
+    participants: list[int] = field(default_factory=list)
+
+
+class BadInput(ValueError):
+    """A submission that cannot be used (digest mismatch, unreadable or malformed weights)."""
+
+
+def task_config(ledger: FedLedger, task_id: int) -> TaskConfig:
+    return TaskConfig.from_chain(ledger.task_spec(task_id), ledger.task_mechanism(task_id))
+
+
+def fetch_weights(store: Store, cid: str, digest: bytes, expected: dict[str, Any] | None) -> tuple[StateDict, WeightsMeta]:
+    """Bytes from storage (checked against the CID), the on-chain digest, then the safetensors
+    checks (names, shapes, dtypes, finite values). Never unpickles."""
+    try:
+        data = store.get(cid)
+    except StorageError as exc:
+        raise BadInput(f"weights {cid}: {exc}") from None
+    if sha256_hex(data) != digest.hex():
+        raise BadInput(f"weights {cid}: sha256 {sha256_hex(data)[:16]}.. does not match the on-chain digest {digest.hex()[:16]}..")
+    try:
+        return loads(data, expected=expected)
+    except WeightsError as exc:
+        raise BadInput(f"weights {cid}: {exc}") from None
+
+
+def round_start(ledger: FedLedger, task_id: int, round_: int) -> tuple[str, bytes, int]:
+    """(global CID, digest, block) the round started from: the last finalised round before it,
+    else the task's initial model; block is where round `round_` opened."""
+    opened = ledger.events("RoundOpened", taskId=task_id, round=round_)
+    if not opened:
+        raise ValueError(f"task {task_id} round {round_} has not opened")
+    block = opened[0]["block_number"]
+    finalised = [e for e in ledger.events("RoundFinalised", taskId=task_id, to_block=block) if e["round"] < round_]
+    if finalised:
+        last = finalised[-1]
+        return last["globalCID"], bytes(last["globalDigest"]), block
+    spec = ledger.task_spec(task_id)
+    return spec.initial_weights_cid, spec.initial_digest, block
+
+
+def load_updates(
+    ledger: FedLedger, store: Store, task_id: int, round_: int, global_w: StateDict
+) -> tuple[list[ClientUpdate], dict[int, str]]:
+    """Every submission of the round as a ClientUpdate; bad ones go to `rejected` with the reason."""
+    expected = spec_of(global_w)
+    pace_spec = {k: v for k, v in expected.items() if v[1].is_floating_point}
+    updates, rejected = [], {}
+    for s in ledger.submissions(task_id, round_):
+        try:
+            weights, _ = fetch_weights(store, s.weights_cid, s.digest, expected)
+            pace = None
+            if s.behaviour_cid:
+                data = store.get(s.behaviour_cid)
+                pace, _ = loads(data, expected=pace_spec)
+            updates.append(ClientUpdate(s.index, OrderedDict((k, weights[k]) for k in global_w), s.n_samples, pace=pace))
+        except (BadInput, StorageError, WeightsError) as exc:
+            rejected[s.index] = str(exc)
+            log.warning("round %d: rejected client %d: %s", round_, s.index, exc)
+    return updates, rejected
+
+
+def defence_from(cfg: TaskConfig, n_submitted: int) -> Any:
+    """The task's defence; its on-chain name may carry parameters: `krum?num_malicious=4`."""
+    name, _, query = cfg.defence.partition("?")
+    kwargs: dict[str, Any] = {k: _number(v) for k, v in parse_qsl(query)}
+    key = name.lower().replace("_", "-")
+    if key == "bvfb":
+        kwargs.setdefault("theta", cfg.theta)
+    if key == "ll-bcfl":
+        kwargs.setdefault("w4", cfg.rep_eval)
+        kwargs.setdefault("w5", cfg.rep_prev)
+        if cfg.selection == "top-n":
+            kwargs.setdefault("top_n", cfg.selection_n)
+    if key in ("krum", "multi-krum") and "num_malicious" in kwargs:
+        kwargs["num_malicious"] = max(0, min(int(kwargs["num_malicious"]), (n_submitted - 3) // 2))
+    return create_defence(name, **kwargs)
+
+
+def _number(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
+
+
+def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) -> RoundOutcome:
+    """The proposal an honest committee member makes for `round_` (after its reveal phase)."""
+    cfg = task_config(ledger, task_id)
+    info = ledger.round_info(task_id, round_)
+    global_cid, global_digest, opened_block = round_start(ledger, task_id, round_)
+    global_w, _ = fetch_weights(store, global_cid, global_digest, expected=None)
+    updates, rejected = load_updates(ledger, store, task_id, round_, global_w)
+    participants = sorted(u.client_id for u in updates)
+
+    n_clients = info.n_clients
+    reps_before = ledger.reputations(task_id, block=opened_block)[:n_clients]
+    reputation = {i: r / REP_SCALE for i, r in enumerate(reps_before)}
+    revealed = ledger.revealed_scores(task_id, round_)
+    ok = set(participants)
+    peer_scores = {v: {t: s[t] for t in ok if t != v and t < len(s)} for v, s in revealed.items() if v in ok}
+    registered = ledger.clients(task_id)
+    standby = [i for i in range(len(registered)) if not info.selected >> i & 1]  # registration order: most timely first
+    (test_x, test_y), _ = cfg.test_split()
+    ctx = Context(
+        round=round_, global_weights=global_w, model_spec=cfg.model, in_shape=tuple(cfg.data().input_shape),
+        num_classes=cfg.data().num_classes, test_x=test_x, test_y=test_y, root_x=test_x[: cfg.root_size],
+        root_y=test_y[: cfg.root_size], train_config=cfg.train_config(), seed=cfg.seed, peer_scores=peer_scores,
+        reputation=reputation, best_accuracy=_best_accuracy(ledger, store, task_id, round_, cfg, test_x, test_y),
+        standby=standby,
+    )  # fmt: skip
+
+    decision = defence_from(cfg, len(updates)).aggregate(updates, ctx) if updates else None
+    accepted = decision.accepted if decision else []
+    global_bytes = None
+    new_cid, new_digest = global_cid, global_digest
+    if decision is not None and decision.global_update is not None:
+        meta = WeightsMeta(model_spec=cfg.model_spec(), task=str(task_id), round=round_, producer=GLOBAL_PRODUCER)
+        global_bytes = dumps(decision.global_update, meta)
+        new_cid, new_digest = compute_cid(global_bytes), bytes.fromhex(sha256_hex(global_bytes))
+
+    state = decision.state if decision else {}
+    if "reputation" in state:
+        new_rep = {i: state["reputation"].get(i, reputation[i]) for i in range(n_clients)}
+    else:
+        # LL-BCFL's rule for every defence: rep = w4 * eval + w5 * rep_prev for the selected
+        # clients (eval 1 if accepted, else 0); others keep theirs.
+        new_rep = {
+            i: (cfg.rep_eval * (1.0 if i in accepted else 0.0) + cfg.rep_prev * reputation[i])
+            if info.selected >> i & 1 else reputation[i]
+            for i in range(n_clients)
+        }  # fmt: skip
+    reps = tuple(max(0, min(2**32 - 1, int(round(new_rep[i] * REP_SCALE)))) for i in range(n_clients))
+
+    winner = state.get("winner")
+    if winner is None and accepted and decision is not None:
+        winner = min(accepted, key=lambda k: (-float(decision.scores.get(k, 0.0)), k))
+    next_sel = state.get("next_selection")
+    if next_sel is None:
+        everyone = list(range(len(registered)))
+        if cfg.selection == "top-n":
+            rank = {i: new_rep.get(i, 0.0) for i in everyone}
+            if len(registered) > n_clients:  # late registrants: their self-assessed reputation
+                for i, r in enumerate(ledger.reputations(task_id)[n_clients:], start=n_clients):
+                    rank[i] = r / REP_SCALE
+            next_sel = sorted(sorted(everyone, key=lambda i: (-rank[i], i))[: cfg.selection_n])
+        else:
+            next_sel = everyone
+    proposal = Proposal(
+        global_cid=new_cid, global_digest=new_digest, accepted=bitmap(accepted), reputations=reps,
+        winner=(winner + 1) if winner is not None else 0, next_selection=bitmap(next_sel) or info.selected,
+    )  # fmt: skip
+    return RoundOutcome(proposal, global_bytes, decision, rejected, participants)
+
+
+def _best_accuracy(
+    ledger: FedLedger, store: Store, task_id: int, round_: int, cfg: TaskConfig, x: torch.Tensor, y: torch.Tensor
+) -> float | None:
+    """Model Chain's benchmark: best test accuracy of the global models adopted before `round_`."""
+    if not cfg.defence.startswith("model-chain"):
+        return None
+    from fedledger.metrics import evaluate
+    from fedledger.models import create_model
+
+    model = create_model(cfg.model, in_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
+    best = None
+    seen = set()
+    spec = ledger.task_spec(task_id)
+    candidates = [(spec.initial_weights_cid, spec.initial_digest)] + [
+        (e["globalCID"], bytes(e["globalDigest"])) for e in ledger.events("RoundFinalised", taskId=task_id) if e["round"] < round_
+    ]
+    for cid, digest in candidates:
+        if cid in seen:
+            continue
+        seen.add(cid)
+        w, _ = fetch_weights(store, cid, digest, expected=None)
+        acc = evaluate(model, x, y, weights=w)[0]
+        best = acc if best is None else max(best, acc)
+    return best
