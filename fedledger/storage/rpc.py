@@ -42,7 +42,9 @@ class RpcStore(Store):
 
     `timeout` (seconds) bounds how long the daemon may look for content: js-ipfs waits forever
     for a block it does not have unless the request says `timeout=`, so a missing CID fails
-    after `timeout` with `NotFound`. `http_timeout` bounds the whole HTTP exchange on our side.
+    after `timeout` with `NotFound`. js-ipfs applies that limit to the whole `cat` (it buffers
+    the file before answering; ~0.3 s for 50 MB here), so raise `timeout` for content of
+    hundreds of MB. `http_timeout` bounds the whole HTTP exchange on our side.
     """
 
     def __init__(self, url: str, *, cid_version: int = 1, timeout: float = 2.0,
