@@ -47,7 +47,11 @@ def deploy(
         entry = manifest["contracts"]["FedLedger"]
         live = len(w3.eth.get_code(entry["address"])) > 0
         if live and entry["abiSha256"] == abi_digest and entry["bytecodeSha256"] == code_digest:
-            return manifest, False
+            if _is_current(w3, manifest["contracts"].get("DataRegistry"), "DataRegistry"):
+                return manifest, False
+            manifest["contracts"]["DataRegistry"] = deploy_data_registry(w3, account)  # added beside FedLedger
+            path.write_text(json.dumps(manifest, indent=2) + "\n")
+            return manifest, True
 
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     tx = Transactor(w3, account, ErrorDecoder(artifact["abi"]))
@@ -77,6 +81,44 @@ def deploy(
             }
         },
     }
+    manifest["contracts"]["DataRegistry"] = deploy_data_registry(w3, account)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest, True
+
+
+def _is_current(w3: Web3, entry: dict[str, Any] | None, name: str) -> bool:
+    """Whether a manifest entry is live on this chain with the ABI and bytecode compiled now."""
+    if entry is None:
+        return False
+    artifact = compile_contracts()[name]
+    return (
+        len(w3.eth.get_code(entry["address"])) > 0
+        and entry["abiSha256"] == _digest(artifact["abi"])
+        and entry["bytecodeSha256"] == hashlib.sha256(artifact["bytecode"].encode()).hexdigest()
+    )
+
+
+def deploy_data_registry(w3: Web3, account: LocalAccount) -> dict[str, Any]:
+    """Deploy DataRegistry (Model Chain's anonymous data sharing; no constructor arguments)."""
+    artifact = compile_contracts()["DataRegistry"]
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
+    fees = Transactor(w3, account, ErrorDecoder(artifact["abi"]))._fee_fields()
+    data = factory.constructor().data_in_transaction
+    gas = int(w3.eth.estimate_gas({"from": account.address, "data": data}) * 1.2)
+    raw_tx = factory.constructor().build_transaction(
+        {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+         "gas": gas, "chainId": w3.eth.chain_id, **fees}
+    )  # fmt: skip
+    signed = account.sign_transaction(raw_tx)
+    receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=120)
+    if receipt["status"] != 1:
+        raise RuntimeError("DataRegistry deployment failed")
+    return {
+        "address": receipt["contractAddress"],
+        "block": int(receipt["blockNumber"]),
+        "tx": "0x" + bytes(receipt["transactionHash"]).hex(),
+        "gasUsed": int(receipt["gasUsed"]),
+        "abiSha256": _digest(artifact["abi"]),
+        "bytecodeSha256": hashlib.sha256(artifact["bytecode"].encode()).hexdigest(),
+    }
