@@ -9,7 +9,10 @@ from __future__ import annotations
 import typer
 
 from deploy.cli import deploy, devnet_app
+from fedledger.agents_cli import audit, client_app, demo, miner_app, simulate, task_app
+from fedledger.data_cli import data_app
 from fedledger.experiment_cli import experiment
+from fedledger.explorer_cli import explorer
 from fedledger.storage.cli import ipfs_app
 
 app = typer.Typer(
@@ -22,6 +25,14 @@ app.add_typer(devnet_app, name="devnet")
 app.command(name="deploy")(deploy)
 app.add_typer(ipfs_app, name="ipfs")
 app.command(name="experiment")(experiment)
+app.command(name="explorer")(explorer)
+app.add_typer(task_app, name="task")
+app.add_typer(client_app, name="client")
+app.add_typer(miner_app, name="miner")
+app.command(name="simulate")(simulate)
+app.command(name="audit")(audit)
+app.command(name="demo")(demo)
+app.add_typer(data_app, name="data")
 
 
 if __name__ == "__main__":

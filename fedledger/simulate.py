@@ -1,0 +1,354 @@
+"""`fedledger simulate`: a whole federation on a real chain and real storage.
+
+Starts (or joins) a devnet and the storage, deploys, publishes the task, then runs the requester,
+one client agent per data owner (in this process, or as separate OS processes) and the miners
+until the last round closes, and reports accuracy, detection, gas and time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from client.agent import ClientAgent
+from deploy import devnet as devnet_mod
+from deploy.deployer import deploy
+from fedledger.chain import FedLedger, Phase, bits, connect, devnet_account
+from fedledger.experiment import malicious_ids
+from fedledger.metrics import attack_success_rate, detection, evaluate
+from fedledger.models import create_model
+from fedledger.requester import RequesterAgent, publish
+from fedledger.storage import open_store
+from fedledger.task import TaskConfig
+from miner.agent import MinerAgent
+from miner.round import fetch_weights
+
+log = logging.getLogger(__name__)
+
+REQUESTER_ACCOUNT = 0
+CLIENT_ACCOUNT0 = 1  # data owner k signs with devnet account 1 + k
+MINER_ACCOUNT0 = 150  # miner m signs with devnet account 150 + m
+
+
+@dataclass
+class SimConfig:
+    task: TaskConfig
+    malicious: float = 0.0
+    attack: str = "label-flip"
+    miners: int = 3
+    rpc: str | None = None
+    storage: str = "embedded"  # embedded | ipfs | a store spec (embedded:PATH, http://...)
+    processes: int = 0  # data owners that run as their own OS process
+    out_dir: Path = Path(".fedledger/simulate")
+    keep: bool = False  # leave the devnet running (for `fedledger explorer`)
+    timeout: float = 3600.0
+
+
+@dataclass
+class RoundReport:
+    round: int
+    status: str  # finalised | failed
+    accuracy: float
+    asr: float | None
+    submitted: list[int]
+    accepted: list[int]
+    rejected: list[int]
+    precision: float | None  # of "rejected" as a detector of malicious owners (None: nothing to detect)
+    recall: float | None
+    winner: int | None
+    global_cid: str
+    seconds: float
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SimReport:
+    task_id: int
+    rpc_url: str
+    manifest: str
+    store: str
+    malicious: list[int]
+    initial_accuracy: float
+    rounds: list[RoundReport]
+    gas_total: int
+    gas_by_function: dict[str, dict[str, int]]
+    gas_per_client_round: float
+    seconds: float
+    plot: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None = None) -> SimReport:
+    """Run the federation described by `cfg`; returns the report (see module docstring)."""
+    torch.set_num_threads(1)  # several agents share this box: no OpenMP oversubscription
+    t_start = time.perf_counter()
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    net = None
+    daemon_dir = None
+    procs: list[subprocess.Popen] = []
+    try:
+        if cfg.rpc:
+            rpc = cfg.rpc
+        else:
+            net = devnet_mod.start("anvil", log_dir=out)
+            rpc = net.rpc_url
+            if cfg.keep:
+                devnet_mod.save_record(net)
+        store_spec = cfg.storage
+        if store_spec == "embedded":
+            store_spec = f"embedded:{out / 'store'}"
+        elif store_spec == "ipfs":
+            from fedledger.storage import daemon
+
+            daemon_dir = out / "ipfs"
+            store_spec = daemon.start(daemon_dir).api
+        store = open_store(store_spec, timeout=5.0)
+        w3 = connect(rpc)
+        manifest, _ = deploy(w3, devnet_account(REQUESTER_ACCOUNT), directory=out / "deployments")
+        manifest_path = out / "deployments" / f"{manifest['chainId']}.json"
+        start_block = w3.eth.block_number
+        base = FedLedger.from_manifest(w3, manifest_path, devnet_account(REQUESTER_ACCOUNT))
+        task = cfg.task
+        task_id = publish(base, store, task)
+        mal = malicious_ids(task.clients, cfg.malicious, task.seed)
+        accomplices = frozenset(mal)
+
+        agents: list[Any] = [RequesterAgent(base, task_id)]
+        for m in range(cfg.miners):
+            agents.append(MinerAgent(base.as_account(devnet_account(MINER_ACCOUNT0 + m)), store, task_id))
+        n_proc = task.clients if cfg.processes < 0 else min(cfg.processes, task.clients)
+        for k in range(task.clients):
+            attack = cfg.attack if k in accomplices else None
+            if k < n_proc:
+                procs.append(_spawn_client(rpc, manifest_path, store_spec, task_id, k, attack, mal, out))
+            else:
+                ledger = base.as_account(devnet_account(CLIENT_ACCOUNT0 + k))
+                agents.append(ClientAgent(ledger, store, task_id, k, attack=attack, accomplices=accomplices,
+                                          n_malicious=len(mal)))  # fmt: skip
+
+        owners = {devnet_account(CLIENT_ACCOUNT0 + k).address: k for k in range(task.clients)}
+        evaluator = _Evaluator(task, store, mal, cfg.attack, owners)
+        rounds: list[RoundReport] = []
+        done: set[int] = set()
+        watch = _PhaseClock()
+        while len(done) < len(agents) or len(rounds) < task.rounds:
+            busy = False
+            for i, agent in enumerate(agents):
+                if i in done:
+                    continue
+                act = agent.step()
+                if act == "done":
+                    done.add(i)
+                elif act != "idle":
+                    busy = True
+                    log.info("%s %s", _name(agent), act)
+                    watch.observe(base, task_id)
+            watch.observe(base, task_id)
+            for r in range(len(rounds) + 1, task.rounds + 1):
+                report = evaluator.round_report(base, task_id, r, watch)
+                if report is None:
+                    break
+                rounds.append(report)
+                if on_round is not None:
+                    on_round(report)
+            _check_processes(procs, out)
+            if time.perf_counter() - t_start > cfg.timeout:
+                raise TimeoutError(f"simulation not finished after {cfg.timeout:.0f} s")
+            if not busy:
+                time.sleep(0.05)
+        for p in procs:
+            p.wait(timeout=120)
+        gas_total, by_fn = gas_used(base, start_block)
+        client_fns = ("submitModel", "commitScores", "revealScores")
+        client_gas = sum(by_fn[f]["gas"] for f in client_fns if f in by_fn)
+        client_rounds = sum(len(rr.submitted) for rr in rounds) or 1
+        report = SimReport(
+            task_id=task_id, rpc_url=rpc, manifest=str(manifest_path), store=store_spec, malicious=mal,
+            initial_accuracy=evaluator.initial_accuracy, rounds=rounds, gas_total=gas_total, gas_by_function=by_fn,
+            gas_per_client_round=client_gas / client_rounds, seconds=time.perf_counter() - t_start,
+        )  # fmt: skip
+        report.plot = str(plot_accuracy(report, out / "accuracy.png"))
+        (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
+        return report
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+        if daemon_dir is not None and not cfg.keep:
+            from fedledger.storage import daemon
+
+            daemon.stop(daemon_dir)
+        if net is not None and not cfg.keep:
+            net.stop()
+
+
+def _name(agent: Any) -> str:
+    if isinstance(agent, ClientAgent):
+        return f"client {agent.k}"
+    if isinstance(agent, MinerAgent):
+        return f"miner {agent.address[:8]}"
+    return "requester"
+
+
+def _spawn_client(rpc: str, manifest: Path, store: str, task_id: int, k: int, attack: str | None,
+                  mal: list[int], out: Path) -> subprocess.Popen:  # fmt: skip
+    """Data owner k as its own OS process, exactly as a user would run it."""
+    cmd = [sys.executable, "-m", "fedledger.cli", "client", "run", "--task", str(task_id), "--data-owner", str(k),
+           "--rpc", rpc, "--manifest", str(manifest), "--store", store, "--account", str(CLIENT_ACCOUNT0 + k)]  # fmt: skip
+    if attack:
+        cmd += ["--attack", attack, "--accomplices", ",".join(map(str, mal))]
+    log_file = open(out / f"client-{k}.log", "wb")  # noqa: SIM115 - closed with the process
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _check_processes(procs: list[subprocess.Popen], out: Path) -> None:
+    for p in procs:
+        if p.poll() not in (None, 0):
+            k = p.args[p.args.index("--data-owner") + 1]  # type: ignore[union-attr]
+            raise RuntimeError(f"client process {k} exited with {p.returncode}; see {out / f'client-{k}.log'}")
+
+
+class _PhaseClock:
+    """Wall time each phase of each round stood open, as observed by polling."""
+
+    def __init__(self) -> None:
+        self.seen: dict[tuple[int, Phase], float] = {}
+        self.durations: dict[int, dict[str, float]] = defaultdict(dict)
+        self._current: tuple[int, Phase] | None = None
+
+    def observe(self, ledger: FedLedger, task_id: int) -> None:
+        r = ledger.task_info(task_id)["current_round"]
+        if r == 0:
+            return
+        phase = ledger.round_info(task_id, r).phase
+        key = (r, phase)
+        now = time.perf_counter()
+        if key != self._current:
+            if self._current is not None:
+                pr, pp = self._current
+                self.durations[pr][pp.name.lower()] = now - self.seen[self._current]
+            self.seen[key] = now
+            self._current = key
+
+    def close_round(self, r: int) -> dict[str, float]:
+        if self._current is not None and self._current[0] == r:
+            self.durations[r][self._current[1].name.lower()] = time.perf_counter() - self.seen[self._current]
+        return dict(self.durations.get(r, {}))
+
+
+class _Evaluator:
+    """Scores each closed round's global model on the evaluation part of the test set."""
+
+    def __init__(self, task: TaskConfig, store: Any, mal: list[int], attack: str, owners: dict[str, int]) -> None:
+        self.task, self.store, self.mal, self.owners = task, store, set(mal), owners
+        ds = task.data()
+        self.model = create_model(task.model, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
+        _, (self.x, self.y) = task.test_split()
+        self.backdoor_target = 0 if attack in ("backdoor", "collusive") and mal else None
+        init = create_model(task.model, seed=task.seed, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
+        self.initial_accuracy = evaluate(init, self.x, self.y)[0]
+        self._t = time.perf_counter()
+
+    def round_report(self, ledger: FedLedger, task_id: int, r: int, watch: _PhaseClock) -> RoundReport | None:
+        ri = ledger.round_info(task_id, r)
+        if ri.phase not in (Phase.FINALISED, Phase.FAILED):
+            return None
+        cid, digest = ledger.global_model(task_id)
+        fin = ledger.events("RoundFinalised", taskId=task_id, round=r)
+        if fin:
+            cid, digest = fin[0]["globalCID"], bytes(fin[0]["globalDigest"])
+        else:
+            from miner.round import round_start
+
+            cid, digest, _ = round_start(ledger, task_id, r)  # failed: the global model is unchanged
+        w, _ = fetch_weights(self.store, cid, digest, expected=None)
+        acc = evaluate(self.model, self.x, self.y, weights=w)[0]
+        asr = (
+            attack_success_rate(self.model, self.x, self.y, target=self.backdoor_target, weights=w)
+            if self.backdoor_target is not None else None
+        )  # fmt: skip
+        # chain indexes are registration order; report data-owner ids
+        registered = ledger.clients(task_id)
+        owner = {i: self.owners.get(a, i) for i, a in enumerate(registered)}
+        submitted = sorted(owner[i] for i in bits(ri.submitted))
+        accepted = sorted(owner[i] for i in bits(ri.accepted))
+        det = detection(submitted, accepted, self.mal)
+        now = time.perf_counter()
+        report = RoundReport(
+            round=r, status="finalised" if ri.phase == Phase.FINALISED else "failed", accuracy=acc, asr=asr,
+            submitted=submitted, accepted=accepted, rejected=[k for k in submitted if k not in accepted],
+            precision=det.precision, recall=det.recall, winner=owner[ri.winner - 1] if ri.winner else None, global_cid=cid,
+            seconds=now - self._t, phase_seconds=watch.close_round(r),
+        )  # fmt: skip
+        self._t = now
+        return report
+
+
+def gas_used(ledger: FedLedger, from_block: int) -> tuple[int, dict[str, dict[str, int]]]:
+    """Total gas and gas per contract function of every transaction since `from_block`."""
+    selectors = {
+        bytes.fromhex(ledger.w3.keccak(text=_signature(f)).hex()[:8]): f["name"]
+        for f in ledger.abi if f.get("type") == "function"
+    }  # fmt: skip
+    by_fn: dict[str, dict[str, int]] = defaultdict(lambda: {"calls": 0, "gas": 0})
+    total = 0
+    for n in range(from_block, ledger.w3.eth.block_number + 1):
+        block = ledger.w3.eth.get_block(n, full_transactions=True)
+        receipts = ledger.w3.manager.request_blocking("eth_getBlockReceipts", [hex(n)])
+        gas = {r["transactionHash"]: int(r["gasUsed"], 16) if isinstance(r["gasUsed"], str) else int(r["gasUsed"])
+               for r in receipts}  # fmt: skip
+        for tx in block["transactions"]:
+            data = bytes(tx["input"])
+            name = "deploy" if tx["to"] is None else selectors.get(data[:4], "transfer")
+            g = gas[tx["hash"]] if tx["hash"] in gas else gas.get("0x" + bytes(tx["hash"]).hex(), 0)
+            by_fn[name]["calls"] += 1
+            by_fn[name]["gas"] += g
+            total += g
+    return total, dict(by_fn)
+
+
+def _signature(item: dict[str, Any]) -> str:
+    from fedledger.chain.errors import _abi_type
+
+    return f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
+
+
+def plot_accuracy(report: SimReport, path: Path) -> Path:
+    """Accuracy (and backdoor success) per round as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = [0] + [r.round for r in report.rounds]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
+    ax.plot(xs, [report.initial_accuracy] + [r.accuracy for r in report.rounds], marker="o", label="test accuracy")
+    if any(r.asr is not None for r in report.rounds):
+        ax.plot([r.round for r in report.rounds], [r.asr or 0 for r in report.rounds], marker="x", label="backdoor success")
+    for r in report.rounds:
+        if r.status == "failed":
+            ax.axvline(r.round, color="red", alpha=0.3)
+    ax.set_xlabel("round")
+    ax.set_ylabel("fraction")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"fedledger task {report.task_id}: {len(report.malicious)} malicious")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
