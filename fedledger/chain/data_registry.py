@@ -26,6 +26,7 @@ from fedledger.chain.tx import Receipt, Transactor
 from fedledger.ringsig import KeyPair, Point, RingSignature
 
 MAX_LOG_RANGE = 10_000
+FINALIZE_GAS = 120_000
 SHARE_TAG = keccak(text="fedledger.DataRegistry.share.v1")
 SCOPE_TAG = keccak(text="fedledger.DataRegistry.scope.v1")
 POSSESSION_TAG = keccak(text="fedledger.DataRegistry.possession.v1")
@@ -223,7 +224,9 @@ class DataRegistry:
         return self._send(self.contract.functions.startSplit(pool_id))
 
     def finalize_split(self, pool_id: int) -> Receipt:
-        return self._send(self.contract.functions.finalizeSplit(pool_id))
+        # fixed gas: nodes estimate against the latest block, where the seed block may be
+        # `block.number` itself (not yet usable); the transaction lands in a later block
+        return self._send(self.contract.functions.finalizeSplit(pool_id), gas=FINALIZE_GAS)
 
     # ---- reads -------------------------------------------------------------------------------------
     def key_count(self) -> int:
