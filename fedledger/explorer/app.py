@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import json
 import logging
+import math
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fedledger.chain import ContractRevert, FedLedger, connect
-from fedledger.explorer.charts import colour, heat, line_chart
+from fedledger.explorer.charts import colour, heat, heat_legend, line_chart
 from fedledger.explorer.ledger import BadRequest, Ledger, NotFoundError
 from fedledger.explorer.rpc import ChainReader, NodeUnavailable, RpcError
 from fedledger.explorer.service import Explorer
@@ -46,6 +47,11 @@ def _fmt_time(ts: int | None) -> str:
     if not ts:
         return ""
     return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _clock(ts: int | None) -> str:
+    """Time of day only, UTC: enough inside one round, the date is in the title."""
+    return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%H:%M:%S") if ts else ""
 
 
 def _eth(value: str | int | None, digits: int = 4) -> str:
@@ -70,7 +76,8 @@ def _pct(bps: int | None) -> str:
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("fedledger.explorer", "templates"), autoescape=select_autoescape(["html"]))
-    env.filters.update(time=_fmt_time, eth=_eth, short=_short, pct=_pct, heat=heat, colour=colour)
+    env.filters.update(time=_fmt_time, clock=_clock, eth=_eth, short=_short, pct=_pct, heat=heat, colour=colour)
+    env.globals["heat_legend"] = heat_legend()
     env.globals["line_chart"] = lambda *a, **kw: Markup(line_chart(*a, **kw))
     return env
 
@@ -277,7 +284,7 @@ def _task_charts(t: dict[str, Any]) -> dict[str, Markup | None]:
     if metrics:
         rounds = sorted(metrics)
         values = [metrics[r]["accuracy"] for r in rounds]
-        lo = max(0.0, min(values) - 0.05) if min(values) > 0.5 else 0.0
+        lo = math.floor(max(0.0, min(values) - 0.05) * 20) / 20 if min(values) > 0.5 else 0.0  # ticks on 5 %
         acc = Markup(line_chart([("global model", values)], x_labels=[f"r{r}" for r in rounds], y_min=lo,
                                 title="accuracy per round"))  # fmt: skip
     return {"rep_chart": Markup(rep), "acc_chart": acc}

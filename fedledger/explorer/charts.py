@@ -12,18 +12,27 @@ def colour(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
 
 
-def heat(bps: int | None) -> str:
-    """CSS for one heat-map cell: red (0 %) through amber to green (100 %); grey when blank.
+def heat_colour(bps: int) -> str:
+    """hsl() of a score: red up to ~40 %, orange-amber at 50-70 %, green from ~85 %.
 
-    An absolute scale on purpose: a 40 % score must look bad even if every score is low.
+    Absolute (a 40 % score looks bad even if every score is low) and curved (t squared), because
+    peer accuracies crowd the top of the range: the curve spends more hues where the scores are.
     """
+    t = max(0.0, min(1.0, bps / 10000))
+    return f"hsl({4 + 126 * t * t:.0f},66%,{56 - 12 * t:.0f}%)"
+
+
+def heat(bps: int | None) -> str:
+    """CSS for one heat-map cell; grey when blank (own model, or no score)."""
     if bps is None:
         return "background:#eef0f3;color:#9aa3ae"
-    t = max(0.0, min(1.0, bps / 10000))
-    hue = 4 + 126 * t
-    light = 90 - 48 * t
-    fg = "#fff" if light < 58 else "#1f2933"
-    return f"background:hsl({hue:.0f},62%,{light:.0f}%);color:{fg}"
+    return f"background:{heat_colour(bps)};color:#fff"
+
+
+def heat_legend() -> str:
+    """CSS gradient matching `heat`, for the legend bar."""
+    stops = ", ".join(heat_colour(v) for v in range(0, 10001, 1000))
+    return f"background:linear-gradient(90deg,{stops})"
 
 
 def line_chart(

@@ -241,6 +241,7 @@ class Ledger:
             r = log["args"].get("round")
             if r is not None:
                 by_round[int(r)].append(log)
+            if log["event"] == "RoundFinalised":  # the finalising tx pays the round (and opens the next)
                 round_of_tx[log["tx"]] = int(r)
         metrics = load_metrics(self.metrics, task_id)
         rounds = [
@@ -367,7 +368,10 @@ class Ledger:
         final = next((log for log in logs if log["event"] == "RoundFinalised"), None)
         failed = next((log for log in logs if log["event"] == "RoundFailed"), None)
         submitted_idx = [s["index"] for s in submissions]
-        result: dict[str, Any] = {"status": status}
+        result: dict[str, Any] = {
+            "status": status, "global_cid": None, "digest": None, "accepted": [], "rejected": [], "winner": None,
+            "block": None, "time": None, "tx": None, "proposal": None, "at_phase": None,
+        }  # fmt: skip
         if final is not None:
             a = final["args"]
             acc = bits(int(a["accepted"]))

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
@@ -160,14 +161,13 @@ def make_app(devnet, deployment: Deployment):
 
 
 @pytest.fixture(scope="module")
-def client(make_app, run):
-    from fastapi.testclient import TestClient
-
-    with TestClient(make_app(), raise_server_exceptions=False) as c:
-        yield c
-
-
-@pytest.fixture(scope="module")
 def server(make_app) -> Iterator[Server]:
     with Server(make_app(poll_interval=0.2)) as s:
         yield s
+
+
+@pytest.fixture(scope="module")
+def client(server, run) -> Iterator[httpx.Client]:
+    """HTTP client of the served explorer (after the task has run)."""
+    with httpx.Client(base_url=server.url, timeout=30) as c:
+        yield c
