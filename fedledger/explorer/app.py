@@ -49,6 +49,15 @@ def _fmt_time(ts: int | None) -> str:
     return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _is_cid(value: object) -> bool:
+    """Jinja test: link only strings that parse as CIDs (a submission may carry any string)."""
+    try:
+        parse_cid(str(value))
+    except InvalidCID:
+        return False
+    return True
+
+
 def _clock(ts: int | None) -> str:
     """Time of day only, UTC: enough inside one round, the date is in the title."""
     return dt.datetime.fromtimestamp(int(ts), dt.UTC).strftime("%H:%M:%S") if ts else ""
@@ -78,6 +87,7 @@ def _templates() -> Environment:
     env = Environment(loader=PackageLoader("fedledger.explorer", "templates"), autoescape=select_autoescape(["html"]))
     env.filters.update(time=_fmt_time, clock=_clock, eth=_eth, short=_short, pct=_pct, heat=heat, colour=colour)
     env.globals["heat_legend"] = heat_legend()
+    env.tests["cid"] = _is_cid
     env.globals["line_chart"] = lambda *a, **kw: Markup(line_chart(*a, **kw))
     return env
 
@@ -120,10 +130,11 @@ def build_app(state: State) -> FastAPI:
     """Wire the routes of the explorer around a ready `State`."""
     app = FastAPI(
         title="fedledger explorer", version="0.1.0", description=API_DESCRIPTION,
-        docs_url="/api/docs", redoc_url=None, openapi_url="/api/openapi.json",
+        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",  # Swagger UI needs a CDN: own page below
     )  # fmt: skip
     app.state.fx = state
     ex = state.explorer
+    state.env.globals["contract"] = ex.ledger.address  # macros label the contract's address
     _errors(app, state)
 
     def page(request: Request, template: str, *, live: bool = False, title: str = "", **ctx: Any) -> HTMLResponse:
@@ -208,6 +219,22 @@ def build_app(state: State) -> FastAPI:
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
         )  # fmt: skip
 
+    @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
+    def api_docs(request: Request) -> HTMLResponse:
+        """The OpenAPI description rendered as one offline page (FastAPI's Swagger UI loads a CDN)."""
+        spec = app.openapi()
+        routes = []
+        for path, methods in spec["paths"].items():
+            for method, op in methods.items():
+                params = [
+                    {"name": p["name"], "in": p["in"], "required": p.get("required", False),
+                     "type": _schema_type(p.get("schema", {})), "description": p.get("description", "")}
+                    for p in op.get("parameters", [])
+                ]  # fmt: skip
+                routes.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
+                               "tag": (op.get("tags") or [""])[0], "params": params})  # fmt: skip
+        return page(request, "api_docs.html", title="API", routes=routes, description=API_DESCRIPTION)
+
     # ---- storage ------------------------------------------------------------------------------
     @app.get("/ipfs/{cid}", tags=["storage"], summary="Download content by CID through the configured storage")
     def download(cid: str) -> Response:
@@ -269,6 +296,12 @@ def build_app(state: State) -> FastAPI:
         return page(request, "choices.html", title="Search", q=q, choices=found["choices"])
 
     return app
+
+
+def _schema_type(schema: dict[str, Any]) -> str:
+    if "anyOf" in schema:
+        return " | ".join(_schema_type(x) for x in schema["anyOf"])
+    return str(schema.get("type", "any"))
 
 
 def _task_charts(t: dict[str, Any]) -> dict[str, Markup | None]:

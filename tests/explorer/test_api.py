@@ -72,6 +72,8 @@ def test_latest_model_and_bcs_fl_aliases(client, run, deployment):
     spec = client.get("/api/openapi.json").json()
     for path in ("/api/head", "/api/tasks/{task_id}", "/api/getBlockchain", "/api/getLatestModel", "/api/stream"):
         assert path in spec["paths"]
+    docs = client.get("/api/docs").text  # rendered on the server: no Swagger UI from a CDN
+    assert "/api/tasks/{task_id}/model" in docs and "cdn" not in docs.lower()
 
 
 def _tx_checks(api, run) -> dict:

@@ -18,9 +18,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium chromium-driver")
 
 
-def test_task_page_shows_rounds_winner_heat_map_and_updates_live(server, deployment):
+def test_task_page_shows_rounds_winner_heat_map_and_updates_live(server, deployment, run):
     from playwright.sync_api import expect, sync_playwright
 
+    failed_tx = run.failed_tx
     task = new_task(deployment)
     t = task.task_id
     play_round(deployment, task, 1)
@@ -69,6 +70,14 @@ def test_task_page_shows_rounds_winner_heat_map_and_updates_live(server, deploym
             expect(page.locator("main")).to_contain_text("submitModel")
             expect(page.locator("main")).to_contain_text("ModelSubmitted")
             page.screenshot(path=str(ARTIFACTS / "explorer-tx.png"), full_page=True)
+
+            # a reverted transaction shows its decoded custom error
+            page.goto(f"{server.url}/tx/{failed_tx}")
+            expect(page.locator(".revert")).to_contain_text("reverted with ")
+            page.screenshot(path=str(ARTIFACTS / "explorer-failed-tx.png"), full_page=True)
+            page.goto(server.url + "/")
+            expect(page.locator("main")).to_contain_text(f"Task {t}")
+            page.screenshot(path=str(ARTIFACTS / "explorer-home.png"), full_page=True)
             assert not outside, f"the page fetched outside the explorer: {outside}"
             assert not errors, errors
         finally:
