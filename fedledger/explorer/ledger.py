@@ -79,15 +79,17 @@ def parse_tx_hash(text: str) -> str:
 def load_metrics(path: str | Path | None, task_id: int) -> dict[int, dict[str, float]]:
     """Per-round metrics of a task from the simulation's JSON, if any (round -> {name: value}).
 
-    The hook for `fedledger simulate`: PATH is a file or a directory holding `task-<id>.json`.
-    Accepted shapes: `{"rounds": [{"round": 1, "accuracy": 0.91, ...}]}`, a bare list of such
-    records, or `{"<task id>": <either>}` for one file covering many tasks.
+    The hook for `fedledger simulate`: PATH is a file, or a directory holding `task-<id>.json`
+    or the simulation's `report.json`. Accepted shapes: `{"rounds": [{"round": 1, "accuracy":
+    0.91, ...}]}` (the simulation's report; its `task_id`, if any, must match), a bare list of
+    such records, or `{"<task id>": <either>}` for one file covering many tasks. Read on every
+    request, so a file rewritten after each round shows up live.
     """
     if path is None:
         return {}
     p = Path(path)
     if p.is_dir():
-        p = p / f"task-{task_id}.json"
+        p = p / f"task-{task_id}.json" if (p / f"task-{task_id}.json").is_file() else p / "report.json"
     if not p.is_file():
         return {}
     try:
@@ -97,12 +99,15 @@ def load_metrics(path: str | Path | None, task_id: int) -> dict[int, dict[str, f
     if isinstance(data, dict) and str(task_id) in data:
         data = data[str(task_id)]
     if isinstance(data, dict):
+        if "task_id" in data and int(data["task_id"]) != task_id:
+            return {}  # another task's report
         data = data.get("rounds", [])
     out: dict[int, dict[str, float]] = {}
     for rec in data if isinstance(data, list) else []:
         if isinstance(rec, dict) and "round" in rec:
             out[int(rec["round"])] = {
-                k: float(v) for k, v in rec.items() if k != "round" and isinstance(v, int | float)
+                k: float(v) for k, v in rec.items()
+                if k != "round" and isinstance(v, int | float) and not isinstance(v, bool)
             }
     return out
 

@@ -210,3 +210,19 @@ def test_cli_reports_an_unreachable_node(tmp_path):
     app.command()(explorer)
     result = CliRunner().invoke(app, ["--rpc", "http://127.0.0.1:9", "--manifest", str(tmp_path / "none.json")])
     assert result.exit_code == 1 and "no Ethereum node answers" in result.output
+
+
+def test_metrics_hook_reads_the_simulation_report(tmp_path):
+    from fedledger.explorer.ledger import load_metrics
+
+    report = {"task_id": 3, "rounds": [{"round": 1, "status": "finalised", "accuracy": 0.9, "asr": None, "winner": 2},
+                                       {"round": 2, "status": "finalised", "accuracy": 0.95, "asr": 0.1}]}
+    (tmp_path / "report.json").write_text(json.dumps(report))
+    assert load_metrics(tmp_path, 3) == {1: {"accuracy": 0.9, "winner": 2.0}, 2: {"accuracy": 0.95, "asr": 0.1}}
+    assert load_metrics(tmp_path, 4) == {}  # another task's report
+    (tmp_path / "task-4.json").write_text(json.dumps([{"round": 1, "accuracy": 0.5}]))
+    assert load_metrics(tmp_path, 4) == {1: {"accuracy": 0.5}}
+    (tmp_path / "all.json").write_text(json.dumps({"7": {"rounds": [{"round": 2, "accuracy": 0.7}]}}))
+    assert load_metrics(tmp_path / "all.json", 7) == {2: {"accuracy": 0.7}}
+    (tmp_path / "broken.json").write_text("{half")
+    assert load_metrics(tmp_path / "broken.json", 7) == {} and load_metrics(None, 1) == {}
