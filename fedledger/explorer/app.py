@@ -85,7 +85,7 @@ def _pct(bps: int | None) -> str:
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("fedledger.explorer", "templates"), autoescape=select_autoescape(["html"]))
-    env.filters.update(time=_fmt_time, clock=_clock, eth=_eth, short=_short, pct=_pct, heat=heat, colour=colour)
+    env.filters.update(base=lambda v: str(v).split("?")[0], time=_fmt_time, clock=_clock, eth=_eth, short=_short, pct=_pct, heat=heat, colour=colour)
     env.globals["heat_legend"] = heat_legend()
     env.tests["cid"] = _is_cid
     env.globals["line_chart"] = lambda *a, **kw: Markup(line_chart(*a, **kw))
@@ -317,7 +317,10 @@ def _task_charts(t: dict[str, Any]) -> dict[str, Markup | None]:
     if metrics:
         rounds = sorted(metrics)
         values = [metrics[r]["accuracy"] for r in rounds]
-        lo = math.floor(max(0.0, min(values) - 0.05) * 20) / 20 if min(values) > 0.5 else 0.0  # ticks on 5 %
+        lo = 0.0
+        if min(values) > 0.5:  # zoom in, with 4 grid steps on whole multiples of 5 %
+            step = math.ceil((1.0 - (min(values) - 0.02)) / 4 / 0.05) * 0.05
+            lo = max(0.0, 1.0 - 4 * step)
         acc = Markup(line_chart([("global model", values)], x_labels=[f"r{r}" for r in rounds], y_min=lo,
                                 title="accuracy per round"))  # fmt: skip
     return {"rep_chart": Markup(rep), "acc_chart": acc}
