@@ -21,7 +21,7 @@ from deploy.compile import compile_contracts
 from deploy.deployer import deploy_data_registry
 from fedledger import ringsig
 from fedledger.chain import connect, devnet_account
-from fedledger.chain.data_registry import DataRegistry, _sig_abi
+from fedledger.chain.data_registry import DataRegistry, signature_abi
 from fedledger.paths import project_root
 from fedledger.ringsig import KeyPair
 
@@ -66,7 +66,7 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
                     t0 = time.perf_counter()
                     assert ringsig.verify(message, ring, sig, reg.scope_base(pool, digest))
                     verify_s.append(time.perf_counter() - t0)
-                    fn = reg.contract.functions.verifyShare(pool, CID, digest, now, ring_ids, _sig_abi(sig))
+                    fn = reg.contract.functions.verifyShare(pool, CID, digest, now, ring_ids, signature_abi(sig))
                     gas = int(fn.estimate_gas())
                     data = bytes.fromhex(fn._encode_transaction_data()[2:])
                     est.append(gas)

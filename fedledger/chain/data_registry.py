@@ -121,7 +121,8 @@ def split_shares(seed: bytes, shares: Sequence[Share], test_percent: int) -> tup
     return train, test
 
 
-def _sig_abi(sig: RingSignature) -> tuple[int, list[int], list[int]]:
+def signature_abi(sig: RingSignature) -> tuple[int, list[int], list[int]]:
+    """The `RingSignature` struct as web3 encodes it: (c0, s, keyImage)."""
     return (sig.c0, list(sig.s), list(sig.key_image))
 
 
@@ -215,7 +216,7 @@ class DataRegistry:
         *, gas: int | None = None,
     ) -> tuple[int, Receipt]:
         """Submit a signed data transaction; returns (share id, receipt). Reverts raise `ContractRevert`."""
-        fn = self.contract.functions.share(pool_id, cid, digest, timestamp, list(ring_ids), _sig_abi(sig))
+        fn = self.contract.functions.share(pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig))
         receipt = self._send(fn, gas=gas)
         event = self.contract.events.DataShared().process_receipt(receipt.raw)[0]
         return int(event["args"]["shareId"]), receipt
@@ -257,13 +258,13 @@ class DataRegistry:
         self, pool_id: int, cid: str, digest: bytes, timestamp: int, ring_ids: Sequence[int], sig: RingSignature
     ) -> bool:
         """The contract's own verdict on a signature (eth_call; no window or key-image checks)."""
-        return bool(self._call("verifyShare", pool_id, cid, digest, timestamp, list(ring_ids), _sig_abi(sig)))
+        return bool(self._call("verifyShare", pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig)))
 
     def estimate_verify_gas(
         self, pool_id: int, cid: str, digest: bytes, timestamp: int, ring_ids: Sequence[int], sig: RingSignature
     ) -> int:
         """eth_estimateGas of a `verifyShare` call (includes 21,000 + calldata)."""
-        fn = self.contract.functions.verifyShare(pool_id, cid, digest, timestamp, list(ring_ids), _sig_abi(sig))
+        fn = self.contract.functions.verifyShare(pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig))
         return int(fn.estimate_gas())
 
     def events(self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Any]:
