@@ -17,7 +17,9 @@ import {RingVerifier} from "./RingVerifier.sol";
 /// iff keccak(seed, digest_i) mod 100 < testPercent (by digest, so copies of one item never land on
 /// both sides).
 /// @dev The share transaction's sender is public: submit through a relayer or a fresh address,
-/// never the address that registered the key.
+/// never the address that registered the key. The seed block's proposer can grind its hash
+/// (reorder transactions, pick extra data) and so bias the split; nobody else can predict it at
+/// the cut-off, when the pool is already frozen.
 contract DataRegistry {
     /// @notice Smallest ring: one member would name the sharer.
     uint256 public constant MIN_RING = 2;
