@@ -226,3 +226,21 @@ def test_metrics_hook_reads_the_simulation_report(tmp_path):
     assert load_metrics(tmp_path / "all.json", 7) == {2: {"accuracy": 0.7}}
     (tmp_path / "broken.json").write_text("{half")
     assert load_metrics(tmp_path / "broken.json", 7) == {} and load_metrics(None, 1) == {}
+
+
+def test_a_failed_round_is_shown_as_failed(client, deployment):
+    from fedledger.chain import Phase
+    from tests.chain.helpers import increase_time
+    from tests.explorer.conftest import new_task, play_round
+
+    task = new_task(deployment)
+    t = task.task_id
+    play_round(deployment, task, 1, upto="reveal")  # nobody on the committee votes
+    increase_time(deployment.fl.w3, 3600)
+    deployment.fl.advance(t)
+    assert deployment.fl.round_info(t, 1).phase == Phase.FAILED
+    r1 = client.get(f"/api/tasks/{t}/rounds/1").json()
+    assert r1["status"] == "failed" and r1["result"]["at_phase"] == "aggregate" and r1["result"]["winner"] is None
+    assert all(s["accepted"] is None for s in r1["submissions"])
+    page = client.get(f"/task/{t}").text
+    assert 'data-status="failed"' in page and "previous global model is kept" in page
