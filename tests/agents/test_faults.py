@@ -1,0 +1,158 @@
+"""Crashes and bad inputs: the round goes on, nothing is lost or done twice, audit still passes."""
+
+import math
+import pickle
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+
+from fedledger.chain import Phase, Proposal, TaskStatus, devnet_account
+from fedledger.storage import open_store
+from fedledger.weights import WeightsMeta, dumps, sha256_hex
+from miner.round import fetch_weights
+from tests.agents.harness import CLIENT0, MINER0, drive, kill, small_task, spawn, start
+
+
+def audit(task_id: int, r: int, rpc: str, manifest: Path, store: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fedledger.cli", "audit", "--task", str(task_id), "--round", str(r), "--rpc", rpc,
+         "--manifest", str(manifest), "--store", store],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+
+
+def test_a_client_killed_mid_round_does_not_stall_the_task(devnet, w3, deployed, tmp_path: Path):
+    fl, manifest = deployed
+    spec = f"embedded:{tmp_path / 'store'}"
+    store = open_store(spec)
+    cfg = small_task(rounds=1)
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(2,))
+    # owner 2 runs as its own process, like a real data owner
+    proc = spawn(["client", "run", "--task", str(task_id), "--data-owner", "2", "--rpc", devnet.rpc_url,
+                  "--manifest", str(manifest), "--store", spec, "--account", str(CLIENT0 + 2)], tmp_path / "c2.log")  # fmt: skip
+    try:
+        drive([*clients.values(), *miners], lambda: len(fl.clients(task_id)) == 3, timeout=120)
+        drive([req], lambda: fl.task_info(task_id)["status"] == TaskStatus.RUNNING)
+        kill(proc)  # mid-round: round 1 is open, owner 2 had no time to train
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    owner2 = devnet_account(CLIENT0 + 2).address
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+          w3=w3, jump=61)  # fmt: skip
+    ri = fl.round_info(task_id, 1)
+    idx2 = fl.client_info(task_id, owner2)["index"]
+    assert ri.phase == Phase.FINALISED
+    assert not ri.submitted >> idx2 & 1 and bin(ri.submitted).count("1") == 2
+    assert audit(task_id, 1, devnet.rpc_url, manifest, spec).returncode == 0
+
+
+def test_a_miner_killed_and_restarted_resumes_without_voting_twice(devnet, w3, deployed, tmp_path: Path):
+    fl, manifest = deployed
+    spec = f"embedded:{tmp_path / 'store'}"
+    store = open_store(spec)
+    cfg = small_task(rounds=2, committee_size=3)
+    task_id, req, clients, miners = start(fl, store, cfg, miners=2)  # the third miner is a process
+    m_account = MINER0 + 2
+    me = devnet_account(m_account).address
+    args = ["miner", "run", "--task", str(task_id), "--rpc", devnet.rpc_url, "--manifest", str(manifest),
+            "--store", spec, "--account", str(m_account)]  # fmt: skip
+    for m in miners:  # stake now, but do not step them until the process miner has voted
+        m.ledger.stake(m.ledger.min_stake())
+    proc = spawn(args, tmp_path / "m1.log")
+    try:
+        # round 1: wait until the process miner voted, kill it right after, restart it
+        drive([req, *clients.values()], lambda: fl.task_info(task_id)["current_round"] == 1
+              and fl.round_info(task_id, 1).phase == Phase.AGGREGATE, timeout=180)  # fmt: skip
+        deadline = time.monotonic() + 180
+        while fl.vote_of(task_id, 1, me) == b"\0" * 32:
+            assert time.monotonic() < deadline, (tmp_path / "m1.log").read_text()
+            time.sleep(0.1)
+        kill(proc)
+        proc = spawn(args, tmp_path / "m2.log")  # restarted while round 1 still waits for the others
+        drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+              timeout=300)  # fmt: skip
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    for r in (1, 2):
+        assert fl.round_info(task_id, r).phase == Phase.FINALISED  # 3 of 3 votes: the restarted miner voted
+        votes = fl.events("ProposalVoted", taskId=task_id, round=r, miner=me)
+        assert len(votes) == 1  # exactly once per round, across the crash
+
+
+def _bad_submitter(agent, kind: str):
+    """Make a client upload something bad in place of its trained model."""
+
+    def train_and_submit(r: int) -> str:
+        cid, digest = agent.ledger.global_model(agent.task_id)
+        w, _ = fetch_weights(agent.store, cid, digest, expected=None)
+        meta = WeightsMeta(model_spec=agent.cfg.model_spec(), task=str(agent.task_id), round=r, producer=agent.address)
+        if kind == "tampered-digest":
+            data = dumps(w, meta)
+            digest = bytes.fromhex(sha256_hex(data + b"x"))  # digest of other bytes
+        elif kind == "nan":
+            bad = OrderedDict((k, v.clone()) for k, v in w.items())
+            next(iter(bad.values())).view(-1)[0] = math.nan
+            data = dumps(bad, meta)
+            digest = bytes.fromhex(sha256_hex(data))
+        else:  # a pickle, as torch.save would write: must never be unpickled
+            data = pickle.dumps({k: v.numpy() for k, v in w.items()})
+            digest = bytes.fromhex(sha256_hex(data))
+        agent.ledger.submit_model(agent.task_id, r, agent.store.put(data), digest, "", len(agent.x))
+        return f"submitted bad r{r}"
+
+    agent.train_and_submit = train_and_submit
+
+
+def test_tampered_nan_and_pickle_submissions_are_rejected_and_the_round_finalises(devnet, w3, deployed, tmp_path: Path):
+    fl, manifest = deployed
+    spec = f"embedded:{tmp_path / 'store'}"
+    store = open_store(spec)
+    cfg = small_task(clients=5, min_clients=5, rounds=1, committee_size=2)
+    task_id, req, clients, miners = start(fl, store, cfg, miners=2)
+    for k, kind in {2: "tampered-digest", 3: "nan", 4: "pickle"}.items():
+        _bad_submitter(clients[k], kind)
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    ri = fl.round_info(task_id, 1)
+    index = {a: i for i, a in enumerate(fl.clients(task_id))}
+    owner_idx = {k: index[c.address] for k, c in clients.items()}
+    assert ri.phase == Phase.FINALISED
+    assert ri.submitted == 0b11111
+    assert {k for k in clients if ri.accepted >> owner_idx[k] & 1} == {0, 1}
+    rejected = miners[0].outcomes[1].rejected
+    assert "does not match the on-chain digest" in rejected[owner_idx[2]]
+    assert "NaN/infinite" in rejected[owner_idx[3]]
+    assert "pickle" in rejected[owner_idx[4]] and "never unpickle" in rejected[owner_idx[4]]
+    # honest peers gave the unusable models a score of zero
+    scores = fl.revealed_scores(task_id, 1)
+    assert all(scores[owner_idx[0]][owner_idx[k]] == 0 for k in (2, 3, 4))
+    result = audit(task_id, 1, devnet.rpc_url, manifest, spec)
+    assert result.returncode == 0 and "rejected as bad input" in result.stderr
+
+
+def test_audit_fails_when_the_recorded_result_does_not_follow(devnet, w3, deployed, tmp_path: Path):
+    fl, manifest = deployed
+    spec = f"embedded:{tmp_path / 'store'}"
+    store = open_store(spec)
+    cfg = small_task(rounds=1, committee_size=1)
+    task_id, req, clients, miners = start(fl, store, cfg, miners=1)
+    miners[0].ledger.stake(miners[0].ledger.min_stake())  # staked, but its agent never runs
+    drive([req, *clients.values()], lambda: fl.task_info(task_id)["current_round"] == 1
+          and fl.round_info(task_id, 1).phase == Phase.AGGREGATE)  # fmt: skip
+    # a dishonest committee of one records an accepted set its own defence would not give
+    honest = miners[0]
+    outcome = __import__("miner.round", fromlist=["compute_round"]).compute_round(fl, store, task_id, 1)
+    if outcome.global_bytes is not None:
+        store.put(outcome.global_bytes)
+    forged = Proposal(outcome.proposal.global_cid, outcome.proposal.global_digest, 0b001,
+                      outcome.proposal.reputations, 0, outcome.proposal.next_selection)  # fmt: skip
+    honest.ledger.propose(task_id, 1, forged)
+    assert fl.round_info(task_id, 1).phase == Phase.FINALISED
+    result = audit(task_id, 1, devnet.rpc_url, manifest, spec)
+    assert result.returncode == 1 and "accepted set" in result.stderr
