@@ -30,7 +30,7 @@ demo: setup
 	$(BIN)/fedledger demo
 
 bench: setup
-	$(BIN)/python -m benchmarks.gas
+	$(BIN)/fedledger bench quick
 
 clean:
 	rm -rf $(VENV) node_modules .fedledger build
