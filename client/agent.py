@@ -15,6 +15,7 @@ import logging
 import math
 import time
 from collections import OrderedDict
+from dataclasses import replace
 
 import torch
 from eth_account.messages import encode_defunct
@@ -47,6 +48,7 @@ class ClientAgent:
         attack: str | None = None,
         accomplices: frozenset[int] = frozenset(),
         n_malicious: int = 1,
+        dp: str | None = None,
     ) -> None:
         self.ledger, self.store, self.task_id, self.k = ledger, store, task_id, data_owner
         self.address = ledger.sender
@@ -60,7 +62,8 @@ class ClientAgent:
         self.x_val, self.y_val = data.x_val, data.y_val
         ds = self.cfg.data()
         self.model = create_model(self.cfg.model, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
-        self.dp = self.cfg.dp_config()
+        # the task's GD-DP; an owner may choose its own mechanism (e.g. stronger privacy)
+        self.dp = (replace(self.cfg, dp=dp) if dp else self.cfg).dp_config()
         self.accountant = create_accountant(self.dp.mechanism) if self.dp else None
         self.epsilon: float | None = None
         self._scores: dict[int, bytes] = {}  # round -> packed scores (a cache: recomputable)

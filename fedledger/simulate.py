@@ -162,6 +162,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
                 if report is None:
                     break
                 rounds.append(report)
+                _write_live(out / f"task-{task_id}.json", task_id, rounds)  # `fedledger explorer --metrics`
                 if on_round is not None:
                     on_round(report)
             _check_processes(procs, out)
@@ -193,6 +194,13 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             daemon.stop(daemon_dir)
         if net is not None and not cfg.keep:
             net.stop()
+
+
+def _write_live(path: Path, task_id: int, rounds: list[RoundReport]) -> None:
+    """Per-round metrics so far, replaced atomically so a reader never sees half a file."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"task_id": task_id, "rounds": [asdict(r) for r in rounds]}))
+    os.replace(tmp, path)
 
 
 def _name(agent: Any) -> str:

