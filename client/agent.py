@@ -101,14 +101,6 @@ class ClientAgent:
             return f"revealed r{r}"
         return "idle"
 
-    def run(self, poll: float = 0.2, timeout: float | None = None) -> None:
-        """Step until the task is over."""
-        t0 = time.monotonic()
-        while self.step() != "done":
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"client {self.k}: task {self.task_id} not over after {timeout:.0f} s")
-            time.sleep(poll)
-
     # ---- actions -----------------------------------------------------------------------------
     def register(self) -> None:
         """Self-assessment (LL-BCFL): data size relative to an even share, quality, category."""

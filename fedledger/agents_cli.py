@@ -41,6 +41,27 @@ def _ledger(rpc: str | None, manifest: Path | None, key: str | None, keystore: P
         raise typer.Exit(1) from None
 
 
+def _signer_given(key: str | None, keystore: Path | None, account: int | None) -> None:
+    if not (key or keystore or account is not None):
+        console.print("[red]error:[/red] give --key, --keystore or --account")
+        raise typer.Exit(1)
+
+
+def _run(agent, timeout: float = float("inf"), poll: float = 0.1) -> None:
+    """Step an agent until it is done, printing what it does."""
+    import time
+
+    t0 = time.monotonic()
+    while (act := agent.step()) != "done":
+        if act != "idle":
+            console.print(act)
+        elif time.monotonic() - t0 > timeout:
+            console.print(f"[red]gave up after {timeout:.0f} s[/red]")
+            raise typer.Exit(2)
+        else:
+            time.sleep(poll)
+
+
 def _logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(message)s")
 
@@ -82,15 +103,13 @@ def task_start(
     wait: Annotated[bool, typer.Option(help="keep running: start when possible, reclaim escrow at the end")] = True,
 ) -> None:  # fmt: skip
     """Run the requester agent: start the task once enough owners and miners joined."""
-    import time
-
     from fedledger.requester import RequesterAgent
 
     agent = RequesterAgent(_ledger(rpc, manifest, key, keystore, 0 if account is None else account), task)
-    while (act := agent.step()) != "done" and wait:
-        if act != "idle":
-            console.print(act)
-        time.sleep(0.5)
+    if wait:
+        _run(agent, poll=0.5)
+    else:
+        console.print(agent.step())
 
 
 @client_app.command("run")
@@ -113,24 +132,13 @@ def client_run(
 
     _logging(verbose)
     torch.set_num_threads(1)
-    if not (key or keystore or account is not None):
-        console.print("[red]error:[/red] give --key, --keystore or --account")
-        raise typer.Exit(1)
+    _signer_given(key, keystore, account)
     ledger = _ledger(rpc, manifest, key, keystore, account)
     mates = frozenset(int(a) for a in accomplices.split(",") if a.strip())
     agent = ClientAgent(ledger, open_store(store, timeout=5.0), task, data_owner, attack=attack, accomplices=mates,
                         n_malicious=max(1, len(mates)), dp=dp)  # fmt: skip
     console.print(f"data owner {data_owner} ({ledger.sender}) on task {task}")
-    import time
-
-    t0 = time.monotonic()
-    while (act := agent.step()) != "done":
-        if act != "idle":
-            console.print(act)
-        elif time.monotonic() - t0 > timeout:
-            raise typer.Exit(2)
-        else:
-            time.sleep(0.1)
+    _run(agent, timeout)
 
 
 @miner_app.command("run")
@@ -140,8 +148,6 @@ def miner_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:  # fmt: skip
     """Run a miner until the task ends: stake, verify, defend, aggregate, vote, advance."""
-    import time
-
     import torch
 
     from fedledger.storage import open_store
@@ -149,15 +155,8 @@ def miner_run(
 
     _logging(verbose)
     torch.set_num_threads(1)
-    if not (key or keystore or account is not None):
-        console.print("[red]error:[/red] give --key, --keystore or --account")
-        raise typer.Exit(1)
-    agent = MinerAgent(_ledger(rpc, manifest, key, keystore, account), open_store(store, timeout=5.0), task)
-    while (act := agent.step()) != "done":
-        if act != "idle":
-            console.print(act)
-        else:
-            time.sleep(0.1)
+    _signer_given(key, keystore, account)
+    _run(MinerAgent(_ledger(rpc, manifest, key, keystore, account), open_store(store, timeout=5.0), task))
 
 
 def simulate(

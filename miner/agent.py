@@ -79,10 +79,3 @@ class MinerAgent:
         except ContractRevert:
             return "idle"  # another party advanced first
         return f"advanced r{r}"
-
-    def run(self, poll: float = 0.2, timeout: float | None = None) -> None:
-        t0 = time.monotonic()
-        while self.step() != "done":
-            if timeout is not None and time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"miner: task {self.task_id} not over after {timeout:.0f} s")
-            time.sleep(poll)

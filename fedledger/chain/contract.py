@@ -6,18 +6,14 @@ raise `ContractRevert` naming the contract's custom error.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
-from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from web3 import Web3
-from web3.contract import Contract
 
-from fedledger.chain.errors import ErrorDecoder
-from fedledger.chain.tx import Receipt, Transactor
+from fedledger.chain.binding import Binding
+from fedledger.chain.tx import Receipt
 from fedledger.chain.types import Mechanism, Proposal, RoundInfo, Submission, TaskSpec, TaskStatus
 
 MAX_LOG_RANGE = 10_000
@@ -70,47 +66,10 @@ def draw_committee(seed: bytes, miners: Sequence[str], stakes: Sequence[int], si
     return committee
 
 
-class FedLedger:
-    """One FedLedger deployment, seen from one account (or read-only without one)."""
+class FedLedger(Binding):
+    """The FedLedger deployment, seen from one account (or read-only without one)."""
 
-    def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]], account: LocalAccount | None = None) -> None:
-        self.w3 = w3
-        self.abi = abi
-        self.address = to_checksum_address(address)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
-        self.decoder = ErrorDecoder(abi)
-        self.account = account
-        self._tx = Transactor(w3, account, self.decoder) if account is not None else None
-
-    @classmethod
-    def from_manifest(cls, w3: Web3, manifest: str | Path, account: LocalAccount | None = None) -> FedLedger:
-        """Bind to the deployment recorded in a `deployments/<chainId>.json` manifest."""
-        from deploy.compile import compile_contracts
-
-        data = json.loads(Path(manifest).read_text())
-        abi = compile_contracts()["FedLedger"]["abi"]
-        return cls(w3, data["contracts"]["FedLedger"]["address"], abi, account)
-
-    def as_account(self, account: LocalAccount) -> FedLedger:
-        """The same deployment seen from another account."""
-        return FedLedger(self.w3, self.address, self.abi, account)
-
-    @property
-    def sender(self) -> str:
-        if self.account is None:
-            raise ValueError("read-only binding: give an account to send transactions")
-        return str(self.account.address)
-
-    def _send(self, fn: Any, value: int = 0, gas: int | None = None) -> Receipt:
-        if self._tx is None:
-            raise ValueError("read-only binding: give an account to send transactions")
-        return self._tx.transact(fn, value=value, gas=gas)
-
-    @property
-    def transactor(self) -> Transactor:
-        if self._tx is None:
-            raise ValueError("read-only binding")
-        return self._tx
+    contract_name = "FedLedger"
 
     # ---- requester -------------------------------------------------------------------------
     def publish_task(self, spec: TaskSpec, mech: Mechanism) -> tuple[int, Receipt]:
@@ -228,16 +187,6 @@ class FedLedger:
 
     def min_stake(self) -> int:
         return int(self._call("minStake"))
-
-    def _call(self, name: str, *args: Any, block: int | str = "latest") -> Any:
-        fn = getattr(self.contract.functions, name)(*args)
-        try:
-            return fn.call(block_identifier=block)
-        except Exception as exc:
-            data = getattr(exc, "data", None)
-            if isinstance(data, str) and data.startswith("0x"):
-                raise self.decoder.decode(data, name) from None
-            raise
 
     # ---- events ------------------------------------------------------------------------------
     def events(

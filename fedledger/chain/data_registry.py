@@ -7,22 +7,19 @@ The replicas (`share_message`, `scope_seed`, `split_seed`, `is_test_assignment`)
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from eth_abi import encode
 from eth_account.signers.local import LocalAccount
-from eth_utils import keccak, to_checksum_address
+from eth_utils import keccak
 from web3 import Web3
-from web3.contract import Contract
 
 from fedledger import ringsig
-from fedledger.chain.errors import ErrorDecoder
-from fedledger.chain.tx import Receipt, Transactor
+from fedledger.chain.binding import Binding
+from fedledger.chain.tx import Receipt
 from fedledger.ringsig import KeyPair, Point, RingSignature
 
 MAX_LOG_RANGE = 10_000
@@ -126,53 +123,14 @@ def signature_abi(sig: RingSignature) -> tuple[int, list[int], list[int]]:
     return (sig.c0, list(sig.s), list(sig.key_image))
 
 
-class DataRegistry:
-    """One DataRegistry deployment, seen from one account (or read-only without one)."""
+class DataRegistry(Binding):
+    """The DataRegistry deployment, seen from one account (or read-only without one)."""
+
+    contract_name = "DataRegistry"
 
     def __init__(self, w3: Web3, address: str, abi: list[dict[str, Any]], account: LocalAccount | None = None) -> None:
-        self.w3 = w3
-        self.abi = abi
-        self.address = to_checksum_address(address)
-        self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
-        self.decoder = ErrorDecoder(abi)
-        self.account = account
+        super().__init__(w3, address, abi, account)
         self.chain_id = int(w3.eth.chain_id)
-        self._tx = Transactor(w3, account, self.decoder) if account is not None else None
-
-    @classmethod
-    def from_manifest(cls, w3: Web3, manifest: str | Path, account: LocalAccount | None = None) -> DataRegistry:
-        """Bind to the DataRegistry recorded in a `deployments/<chainId>.json` manifest."""
-        from deploy.compile import compile_contracts
-
-        data = json.loads(Path(manifest).read_text())
-        entry = data["contracts"].get("DataRegistry")
-        if entry is None:
-            raise ValueError(f"{manifest} has no DataRegistry: run `fedledger deploy` again")
-        return cls(w3, entry["address"], compile_contracts()["DataRegistry"]["abi"], account)
-
-    def as_account(self, account: LocalAccount) -> DataRegistry:
-        return DataRegistry(self.w3, self.address, self.abi, account)
-
-    @property
-    def sender(self) -> str:
-        if self.account is None:
-            raise ValueError("read-only binding: give an account to send transactions")
-        return str(self.account.address)
-
-    def _send(self, fn: Any, gas: int | None = None) -> Receipt:
-        if self._tx is None:
-            raise ValueError("read-only binding: give an account to send transactions")
-        return self._tx.transact(fn, gas=gas)
-
-    def _call(self, name: str, *args: Any, block: int | str = "latest") -> Any:
-        fn = getattr(self.contract.functions, name)(*args)
-        try:
-            return fn.call(block_identifier=block)
-        except Exception as exc:
-            data = getattr(exc, "data", None)
-            if isinstance(data, str) and data.startswith("0x"):
-                raise self.decoder.decode(data, name) from None
-            raise
 
     # ---- off-chain replicas bound to this deployment ------------------------------------------
     def share_message(self, pool_id: int, cid: str, digest: bytes, timestamp: int) -> bytes:
