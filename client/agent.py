@@ -24,7 +24,7 @@ from eth_utils import keccak
 from client.attacks import Attack, create_attack
 from client.behaviour import behaviour_model
 from client.dp import create_accountant
-from client.training import train_local
+from client.training import account_past_rounds, train_local
 from client.validation import peer_score
 from fedledger.chain import FedLedger, Phase, TaskStatus, encode_scores, score_commitment
 from fedledger.models import StateDict, create_model
@@ -66,6 +66,9 @@ class ClientAgent:
         self.dp = (replace(self.cfg, dp=dp) if dp else self.cfg).dp_config()
         self.accountant = create_accountant(self.dp.mechanism) if self.dp else None
         self.epsilon: float | None = None
+        if self.dp and self.accountant is not None:  # privacy already spent before a restart
+            trained = len(ledger.events("ModelSubmitted", taskId=task_id, client=self.address))
+            account_past_rounds(self.accountant, self.dp, len(self.x), self.cfg.train_config(), trained)
         self._scores: dict[int, bytes] = {}  # round -> packed scores (a cache: recomputable)
 
     # ---- the loop ----------------------------------------------------------------------------

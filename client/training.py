@@ -20,7 +20,7 @@ from client.behaviour import Behaviour, behaviour_model
 from client.dp import DPConfig, create_accountant, noise_generator, privatize, tune_allocator
 from fedledger.models import StateDict, get_weights
 
-__all__ = ["TrainConfig", "TrainResult", "magnitude_prune", "train_local"]
+__all__ = ["TrainConfig", "TrainResult", "account_past_rounds", "magnitude_prune", "train_local"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,21 @@ def magnitude_prune(before: StateDict, after: StateDict, ratio: float) -> StateD
     return out
 
 
+def _accounted_noise(dp: DPConfig) -> float:
+    """What the accountant is told per step (the Laplace accountant reads 1/epsilon)."""
+    return dp.noise_multiplier if dp.mechanism == "gaussian" else 1.0 / dp.epsilon
+
+
+def account_past_rounds(accountant: IAccountant, dp: DPConfig, n: int, config: TrainConfig, rounds: int) -> None:
+    """Feed `accountant` the steps of `rounds` earlier local runs on `n` samples, as `train_local`
+    took them: an agent restarted mid-task recovers its privacy spend from the rounds the chain
+    says it trained in (batch sizes do not depend on the shuffling seed)."""
+    sizes = [len(b) for b in _batches(n, config, torch.Generator().manual_seed(0))]
+    for _ in range(rounds):
+        for size in sizes:
+            accountant.step(noise_multiplier=_accounted_noise(dp), sample_rate=size / n)
+
+
 def train_local(
     model: nn.Module,
     global_weights: StateDict,
@@ -142,7 +157,7 @@ def train_local(
 
         per_sample = vmap(grad_and_value(sample_loss), in_dims=(None, 0, 0))
         detached = {k: v.detach() for k, v in params.items()}
-        noise_mult = dp.noise_multiplier if dp.mechanism == "gaussian" else 1.0 / dp.epsilon
+        noise_mult = _accounted_noise(dp)
         for i, idx in enumerate(batches):
             grads, sample_losses = per_sample(detached, x[idx], y[idx])
             noisy = privatize(grads, dp, noise_gen)

@@ -156,3 +156,19 @@ def test_audit_fails_when_the_recorded_result_does_not_follow(devnet, w3, deploy
     assert fl.round_info(task_id, 1).phase == Phase.FINALISED
     result = audit(task_id, 1, devnet.rpc_url, manifest, spec)
     assert result.returncode == 1 and "accepted set" in result.stderr
+
+
+def test_a_restarted_client_keeps_its_privacy_account(devnet, w3, deployed, tmp_path: Path):
+    from client.agent import ClientAgent
+
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    cfg = small_task(clients=2, min_clients=2, rounds=2, dp="gaussian", noise_multiplier=1.0, clip=1.0)
+    task_id, req, clients, miners = start(fl, store, cfg)
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["current_round"] == 2)
+    restarted = ClientAgent(clients[0].ledger, store, task_id, 0)  # a fresh process: nothing in memory
+    drive([req, restarted, clients[1], *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    # both owners hold the same number of samples and trained in both rounds: same privacy spend
+    assert len(restarted.x) == len(clients[1].x)
+    assert restarted.epsilon is not None and restarted.epsilon == pytest.approx(clients[1].epsilon, rel=1e-9)
+    assert restarted.epsilon > 0
