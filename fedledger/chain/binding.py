@@ -15,6 +15,7 @@ from fedledger.chain.errors import ErrorDecoder
 from fedledger.chain.tx import Receipt, Transactor
 
 B = TypeVar("B", bound="Binding")
+MAX_LOG_RANGE = 10_000  # public nodes cap eth_getLogs ranges
 
 
 class Binding:
@@ -59,6 +60,18 @@ class Binding:
 
     def _send(self, fn: Any, value: int = 0, gas: int | None = None) -> Receipt:
         return self.transactor.transact(fn, value=value, gas=gas)
+
+    def logs(self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Any]:
+        """Decoded logs of event `name` (indexed-argument filters), in chain order, chunked."""
+        event = getattr(self.contract.events, name)()
+        last = self.w3.eth.block_number if to_block == "latest" else int(to_block)
+        out: list[Any] = []
+        start = from_block
+        while start <= last:
+            end = min(start + MAX_LOG_RANGE - 1, last)
+            out += event.get_logs(from_block=start, to_block=end, argument_filters=filters or None)
+            start = end + 1
+        return out
 
     def _call(self, name: str, *args: Any, block: int | str = "latest") -> Any:
         fn = getattr(self.contract.functions, name)(*args)

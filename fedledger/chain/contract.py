@@ -16,8 +16,6 @@ from fedledger.chain.binding import Binding
 from fedledger.chain.tx import Receipt
 from fedledger.chain.types import Mechanism, Proposal, RoundInfo, Submission, TaskSpec, TaskStatus
 
-MAX_LOG_RANGE = 10_000
-
 
 def connect(rpc_url: str, timeout: float = 30) -> Web3:
     w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}))
@@ -192,20 +190,14 @@ class FedLedger(Binding):
     def events(
         self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any
     ) -> list[dict[str, Any]]:
-        """Decoded events `name` with indexed-argument filters, in chain order."""
-        event = getattr(self.contract.events, name)()
-        last = self.w3.eth.block_number if to_block == "latest" else int(to_block)
-        out: list[dict[str, Any]] = []
-        start = from_block
-        while start <= last:  # chunked: public nodes cap eth_getLogs ranges
-            end = min(start + MAX_LOG_RANGE - 1, last)
-            for log in event.get_logs(from_block=start, to_block=end, argument_filters=filters or None):
-                out.append({
-                    **dict(log["args"]), "event": name, "block_number": int(log["blockNumber"]),
-                    "tx_hash": "0x" + bytes(log["transactionHash"]).hex(), "log_index": int(log["logIndex"]),
-                })  # fmt: skip
-            start = end + 1
-        return out
+        """Decoded events `name` with indexed-argument filters, in chain order, as flat dicts."""
+        return [
+            {
+                **dict(log["args"]), "event": name, "block_number": int(log["blockNumber"]),
+                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(), "log_index": int(log["logIndex"]),
+            }
+            for log in self.logs(name, from_block=from_block, to_block=to_block, **filters)
+        ]  # fmt: skip
 
     def submissions(self, task_id: int, round_: int, *, from_block: int = 0) -> list[Submission]:
         """Every model submitted in a round, from its `ModelSubmitted` events."""

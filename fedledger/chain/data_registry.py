@@ -22,7 +22,6 @@ from fedledger.chain.binding import Binding
 from fedledger.chain.tx import Receipt
 from fedledger.ringsig import KeyPair, Point, RingSignature
 
-MAX_LOG_RANGE = 10_000
 FINALIZE_GAS = 120_000
 SHARE_TAG = keccak(text="fedledger.DataRegistry.share.v1")
 SCOPE_TAG = keccak(text="fedledger.DataRegistry.scope.v1")
@@ -225,22 +224,10 @@ class DataRegistry(Binding):
         fn = self.contract.functions.verifyShare(pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig))
         return int(fn.estimate_gas())
 
-    def events(self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Any]:
-        """Raw decoded logs of event `name`, chunked (public nodes cap eth_getLogs ranges)."""
-        event = getattr(self.contract.events, name)()
-        last = self.w3.eth.block_number if to_block == "latest" else int(to_block)
-        out: list[Any] = []
-        start = from_block
-        while start <= last:
-            end = min(start + MAX_LOG_RANGE - 1, last)
-            out += event.get_logs(from_block=start, to_block=end, argument_filters=filters or None)
-            start = end + 1
-        return out
-
     def shares(self, pool_id: int, *, from_block: int = 0) -> list[Share]:
         """Every accepted share of a pool, in share-id order."""
         out = []
-        for log in self.events("DataShared", from_block=from_block, poolId=pool_id):
+        for log in self.logs("DataShared", from_block=from_block, poolId=pool_id):
             a = log["args"]
             out.append(Share(
                 pool_id=int(a["poolId"]), share_id=int(a["shareId"]), cid=str(a["cid"]), digest=bytes(a["digest"]),
