@@ -10,6 +10,7 @@ import typer
 
 from deploy.cli import deploy, devnet_app
 from fedledger.agents_cli import audit, client_app, demo, miner_app, simulate, task_app
+from fedledger.bench_cli import bench
 from fedledger.data_cli import data_app
 from fedledger.experiment_cli import experiment
 from fedledger.explorer_cli import explorer
@@ -33,6 +34,7 @@ app.command(name="simulate")(simulate)
 app.command(name="audit")(audit)
 app.command(name="demo")(demo)
 app.add_typer(data_app, name="data")
+app.command(name="bench")(bench)
 
 
 if __name__ == "__main__":
