@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -79,6 +80,10 @@ def task_publish(
 
     cfg = TaskConfig.from_toml(config)
     ledger = _ledger(rpc, manifest, key, keystore, 0 if account is None and not (key or keystore) else account)
+    if cfg.test_pool >= 0 and not cfg.test_registry:  # the pool lives in this deployment's DataRegistry
+        path = manifest or Path("deployments") / f"{ledger.w3.eth.chain_id}.json"
+        registry = json.loads(path.read_text())["contracts"]["DataRegistry"]["address"]
+        cfg = dataclasses.replace(cfg, test_registry=registry)
     task_id = publish(ledger, open_store(store), cfg)
     console.print(f"published task {task_id}: {cfg.model} on {cfg.dataset}, {cfg.rounds} rounds, defence {cfg.defence}")
     typer.echo(task_id)

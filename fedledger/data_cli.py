@@ -258,3 +258,28 @@ def split(
             typer.echo(f"test {s.cid}")
 
     _run(go)
+
+
+@data_app.command()
+def pack(
+    out: Annotated[Path, typer.Argument(help="File to write (safetensors with x and y).")],
+    dataset: Annotated[str, typer.Option(help="mnist or fashion-mnist.")] = "mnist",
+    part: Annotated[str, typer.Option("--split", help="train or test part of the dataset.")] = "test",
+    start: Annotated[int, typer.Option(help="First example.")] = 0,
+    count: Annotated[int, typer.Option(min=1, help="Number of examples.")] = 500,
+) -> None:
+    """Write labelled examples as a shareable file: a pool's test split of such files can be a
+    task's common test set (task.toml `test_pool`)."""
+    from fedledger.data import load_dataset
+    from fedledger.pooldata import pack as pack_examples
+
+    def go() -> None:
+        ds = load_dataset(dataset)
+        x, y = (ds.x_test, ds.y_test) if part == "test" else (ds.x_train, ds.y_train)
+        if not 0 <= start < len(y):
+            raise ValueError(f"--start {start} outside 0..{len(y) - 1}")
+        data = pack_examples(x[start : start + count], y[start : start + count])
+        out.write_bytes(data)
+        typer.echo(f"{out}: {min(count, len(y) - start)} examples of {dataset} {part}, sha256 {hashlib.sha256(data).hexdigest()}")
+
+    _run(go)

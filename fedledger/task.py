@@ -73,6 +73,8 @@ class TaskConfig:
     noise_multiplier: float = 1.0
     test_size: int = 2000
     root_size: int = 100
+    test_pool: int = -1  # >= 0: the miners' test set is this Model Chain pool's test split
+    test_registry: str = ""  # the DataRegistry holding that pool
     defence_kwargs: dict[str, Any] = field(default_factory=dict)
 
     # ---- files -------------------------------------------------------------------------------
@@ -108,6 +110,9 @@ class TaskConfig:
         return f"{self.dataset}?{urlencode(q)}"
 
     def test_set_id(self) -> str:
+        if self.test_pool >= 0:
+            q = {"registry": self.test_registry, "size": self.test_size, "root": self.root_size, "seed": self.seed}
+            return f"pool:{self.test_pool}?{urlencode(q)}"
         return f"{self.dataset}:test?{urlencode({'size': self.test_size, 'root': self.root_size, 'seed': self.seed})}"
 
     def to_chain(self, initial_cid: str, initial_digest: bytes) -> tuple[TaskSpec, Mechanism]:
@@ -134,7 +139,8 @@ class TaskConfig:
         """Rebuild the configuration from what the chain records."""
         model, mq = _split(spec.model_spec)
         dataset, dq = _split(spec.dataset_id)
-        _, tq = _split(spec.test_set_id)
+        test_name, tq = _split(spec.test_set_id)
+        pool = int(test_name.removeprefix("pool:")) if test_name.startswith("pool:") else -1
         dp_name = {v: k for k, v in _DP_NAMES.items()}[DPMechanism(mech.dp_mechanism)]
         return cls(
             model=model, dataset=dataset, clients=int(dq["clients"]), partition=dq["partition"],
@@ -151,7 +157,8 @@ class TaskConfig:
             self_weights=tuple(mech.self_weights), client_share=mech.client_share_bps / 10000,
             winner_share=mech.winner_share_bps / 10000, committee_share=mech.committee_share_bps / 10000,
             dp=dp_name, epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
-            noise_multiplier=mech.dp_noise_milli / 1000, test_size=int(tq["size"]), root_size=int(tq["root"]),
+            noise_multiplier=mech.dp_noise_milli / 1000, test_size=int(tq.get("size", 0)), root_size=int(tq["root"]),
+            test_pool=pool, test_registry=tq.get("registry", ""),
         )  # fmt: skip
 
     # ---- what agents derive from it ----------------------------------------------------------

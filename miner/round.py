@@ -64,6 +64,38 @@ def fetch_weights(store: Store, cid: str, digest: bytes, expected: dict[str, Any
         raise BadInput(f"weights {cid}: {exc}") from None
 
 
+def miner_test_set(ledger: FedLedger, store: Store, cfg: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """The miners' common test set: the dataset's seeded test part, or the test split of a Model
+    Chain data pool (shares recomputed from the chain, bytes checked against their digests)."""
+    if cfg.test_pool < 0:
+        return cfg.test_split()[0]
+    from fedledger.chain.data_registry import DataRegistry
+    from fedledger.pooldata import ExamplesError, unpack
+
+    registry = DataRegistry(ledger.w3, cfg.test_registry, _abi("DataRegistry"))
+    xs, ys = [], []
+    for share in registry.recompute_split(cfg.test_pool).test:
+        try:
+            data = store.get(share.cid)
+            if sha256_hex(data) != share.digest.hex():
+                raise BadInput(f"share {share.share_id}: bytes do not match the digest on chain")
+            x, y = unpack(data, input_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
+        except (BadInput, StorageError, ExamplesError) as exc:  # every miner skips the same shares
+            log.warning("pool %d: share %d unusable as test data: %s", cfg.test_pool, share.share_id, exc)
+            continue
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise ValueError(f"pool {cfg.test_pool} has no usable test data")
+    return torch.cat(xs), torch.cat(ys)
+
+
+def _abi(name: str) -> list[dict[str, Any]]:
+    from deploy.compile import compile_contracts
+
+    return compile_contracts()[name]["abi"]
+
+
 def round_start(ledger: FedLedger, task_id: int, round_: int) -> tuple[str, bytes, int]:
     """(global CID, digest, block) the round started from: the last finalised round before it,
     else the task's initial model; block is where round `round_` opened."""
@@ -143,7 +175,7 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     peer_scores = {v: {t: s[t] for t in ok if t != v and t < len(s)} for v, s in revealed.items() if v in ok}
     registered = ledger.clients(task_id)
     standby = [i for i in range(len(registered)) if not info.selected >> i & 1]  # registration order: most timely first
-    (test_x, test_y), _ = cfg.test_split()
+    test_x, test_y = miner_test_set(ledger, store, cfg)
     ctx = Context(
         round=round_, global_weights=global_w, model_spec=cfg.model, in_shape=tuple(cfg.data().input_shape),
         num_classes=cfg.data().num_classes, test_x=test_x, test_y=test_y, root_x=test_x[: cfg.root_size],
