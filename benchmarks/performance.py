@@ -199,6 +199,7 @@ def plot(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seque
     import matplotlib.pyplot as plt
 
     models = sorted({r["model"] for r in ver})
+    chain = [r for r in chain if "error" not in r]
     n_panels = len(models) + (1 if chain else 0)
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.8), dpi=110, squeeze=False)
     for ax, model in zip(axes[0], models):
