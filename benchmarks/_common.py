@@ -158,6 +158,7 @@ def plot_curves(path: Path, panels: Sequence[tuple[str, Sequence[Run]]], label: 
             ys = [run.result.initial_accuracy] + [r.accuracy for r in run.result.rounds]
             ax.plot(xs, ys, marker="o" if len(xs) <= 25 else None, label=label[run.key])
         ax.set_title(title)
+        ax.xaxis.get_major_locator().set_params(integer=True)  # rounds are whole numbers
         ax.set_xlabel("round")
         ax.set_ylabel("test accuracy")
         ax.set_ylim(0, 1.0)
