@@ -58,7 +58,7 @@ def deploy(
     gas = int(w3.eth.estimate_gas({"from": account.address, "data": factory.constructor(min_stake, unstake_delay).data_in_transaction}) * 1.2)
     raw_tx = factory.constructor(min_stake, unstake_delay).build_transaction(
         {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-         "gas": gas, "chainId": chain_id, **tx._fee_fields()}
+         "gas": gas, "chainId": chain_id, **tx.fee_fields()}
     )  # fmt: skip
     signed = account.sign_transaction(raw_tx)
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=120)

@@ -8,6 +8,7 @@ JSON-RPC batch of signed transactions (web3 v8's batch_requests refuses raw send
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from dataclasses import dataclass
@@ -17,12 +18,15 @@ import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 from web3.contract.contract import ContractFunction
+from web3._utils.method_formatters import receipt_formatter  # the formatter web3 applies to receipts
+from web3.datastructures import AttributeDict
 from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
 
 from fedledger.chain.errors import ErrorDecoder, TransactionFailed
 
 log = logging.getLogger(__name__)
 
+BLOCK_GAS_TARGET = 15_000_000  # half of a 30M block: above it the base fee rises
 GAS_MARGIN = 1.25  # estimates can be short when storage was warmed by an earlier tx in a block
 FEE_REFRESH_S = 15.0
 
@@ -70,15 +74,27 @@ class Transactor:
         except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
             raise self._decoder.decode(_revert_data(exc), self._name(fn)) from None
 
-    def _build(self, fn: ContractFunction, value: int, gas: int | None) -> tuple[dict[str, Any], bytes]:
+    def fee_fields(self, full_blocks: int = 0) -> dict[str, int]:
+        """EIP-1559 fees; `full_blocks` raises the cap by the base fee's worst-case growth (12.5 %
+        per full block) so a large batch does not price its own tail out of the pool."""
+        fees = dict(self._fee_fields())
+        if full_blocks:
+            tip = fees["maxPriorityFeePerGas"]
+            fees["maxFeePerGas"] = int((fees["maxFeePerGas"] - tip) * 1.125**full_blocks) + tip
+        return fees
+
+    def _build(
+        self, fn: ContractFunction, value: int, gas: int | None, fees: dict[str, int] | None = None
+    ) -> tuple[dict[str, Any], bytes]:
         if gas is None:
             gas = int(self.estimate(fn, value) * GAS_MARGIN) + 10_000
         with self._lock:
             nonce = self._nonce
             self._nonce += 1
         tx = fn.build_transaction(
-            {"from": self.address, "value": value, "gas": gas, "nonce": nonce, "chainId": self._chain_id, **self._fee_fields()}
-        )
+            {"from": self.address, "value": value, "gas": gas, "nonce": nonce, "chainId": self._chain_id,
+             **(fees or self._fee_fields())}
+        )  # fmt: skip
         signed = self.account.sign_transaction(tx)
         return tx, bytes(signed.raw_transaction)
 
@@ -99,7 +115,9 @@ class Transactor:
 
     def transact_many(self, calls: list[tuple[ContractFunction, int, int]], timeout: float = 300) -> list[Receipt]:
         """Send (fn, value, gas) calls as one JSON-RPC batch of signed transactions, then wait for all."""
-        raws = [self._build(fn, value, gas)[1] for fn, value, gas in calls]
+        full_blocks = math.ceil(sum(gas for _, _, gas in calls) / BLOCK_GAS_TARGET)
+        fees = self.fee_fields(full_blocks)
+        raws = [self._build(fn, value, gas, fees)[1] for fn, value, gas in calls]
         batch = [
             {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + raw.hex()]}
             for i, raw in enumerate(raws)
@@ -110,11 +128,39 @@ class Transactor:
         if errors:
             self.resync_nonce()
             raise TransactionFailed(f"{len(errors)} of {len(batch)} batched transactions rejected: {errors[0]}")
-        receipts = []
-        for (fn, value, _), answer in zip(calls, answers, strict=True):
-            r = self.w3.eth.wait_for_transaction_receipt(answer["result"], timeout=timeout, poll_latency=0.02)
-            receipts.append(self._check(fn, r, value))
-        return receipts
+        hashes = [answer["result"] for answer in answers]
+        mined = self._wait_all(hashes, timeout)
+        return [self._check(fn, r, value) for (fn, value, _), r in zip(calls, mined, strict=True)]
+
+    def _wait_all(self, hashes: list[str], timeout: float) -> list[Any]:
+        """Receipts of `hashes`. anvil's instant mining can leave the tail of a burst in its pool
+        until the next transaction arrives; on a dev node a stalled wait is flushed with evm_mine."""
+        receipts: dict[str, Any] = {}
+        deadline, stalled_since = time.monotonic() + timeout, time.monotonic()
+        dev = None
+        url = self.w3.provider.endpoint_uri  # type: ignore[attr-defined]
+        while len(receipts) < len(hashes):
+            before = len(receipts)
+            todo = [h for h in hashes if h not in receipts]
+            batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]}
+                     for i, h in enumerate(todo)]  # fmt: skip
+            for answer in requests.post(url, json=batch, timeout=60).json():
+                if answer.get("result"):
+                    receipts[todo[answer["id"]]] = AttributeDict(receipt_formatter(answer["result"]))
+            if len(receipts) > before:
+                stalled_since = time.monotonic()
+            elif time.monotonic() - stalled_since > 2.0:
+                if dev is None:
+                    version = str(self.w3.client_version).lower()
+                    dev = "anvil" in version or "hardhat" in version
+                if dev:
+                    self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                stalled_since = time.monotonic()
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"{len(hashes) - len(receipts)} of {len(hashes)} transactions not mined after {timeout:.0f} s")
+            if len(receipts) < len(hashes):
+                time.sleep(0.02)
+        return [receipts[h] for h in hashes]
 
     def resync_nonce(self) -> None:
         with self._lock:
