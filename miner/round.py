@@ -111,6 +111,19 @@ def round_start(ledger: FedLedger, task_id: int, round_: int) -> tuple[str, byte
     return spec.initial_weights_cid, spec.initial_digest, block
 
 
+def reputations_before(ledger: FedLedger, task_id: int, round_: int, opened_block: int) -> dict[int, int]:
+    """Client index -> on-chain reputation when `round_` opened, from events alone (a node
+    without archive state serves them too): the registration values, overwritten by the last
+    proposal finalised before the round."""
+    reps = {int(e["index"]): int(e["reputation"]) for e in ledger.events("ClientRegistered", taskId=task_id, to_block=opened_block)}
+    finalised = [e for e in ledger.events("RoundFinalised", taskId=task_id, to_block=opened_block) if e["round"] < round_]
+    if finalised:
+        last = finalised[-1]
+        proposal = ledger.proposals(task_id, int(last["round"]))[bytes(last["proposalHash"])]
+        reps.update(enumerate(proposal.reputations))
+    return reps
+
+
 def load_updates(
     ledger: FedLedger, store: Store, task_id: int, round_: int, global_w: StateDict
 ) -> tuple[list[ClientUpdate], dict[int, str]]:
@@ -168,8 +181,8 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     participants = sorted(u.client_id for u in updates)
 
     n_clients = info.n_clients
-    reps_before = ledger.reputations(task_id, block=opened_block)[:n_clients]
-    reputation = {i: r / REP_SCALE for i, r in enumerate(reps_before)}
+    reps_before = reputations_before(ledger, task_id, round_, opened_block)
+    reputation = {i: reps_before[i] / REP_SCALE for i in range(n_clients)}
     revealed = ledger.revealed_scores(task_id, round_)
     ok = set(participants)
     peer_scores = {v: {t: s[t] for t in ok if t != v and t < len(s)} for v, s in revealed.items() if v in ok}

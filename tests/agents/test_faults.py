@@ -14,7 +14,7 @@ import torch
 from fedledger.chain import Phase, Proposal, TaskStatus, devnet_account
 from fedledger.storage import open_store
 from fedledger.weights import WeightsMeta, dumps, sha256_hex
-from miner.round import fetch_weights
+from miner.round import fetch_weights, reputations_before
 from tests.agents.harness import CLIENT0, MINER0, drive, kill, small_task, spawn, start
 
 
@@ -84,6 +84,10 @@ def test_a_miner_killed_and_restarted_resumes_without_voting_twice(devnet, w3, d
         assert fl.round_info(task_id, r).phase == Phase.FINALISED  # 3 of 3 votes: the restarted miner voted
         votes = fl.events("ProposalVoted", taskId=task_id, round=r, miner=me)
         assert len(votes) == 1  # exactly once per round, across the crash
+        # miners rebuild pre-round reputations from events: the same as the archive state says
+        opened = fl.events("RoundOpened", taskId=task_id, round=r)[0]["block_number"]
+        from_events = reputations_before(fl, task_id, r, opened)
+        assert [from_events[i] for i in range(3)] == fl.reputations(task_id, block=opened)
 
 
 def _bad_submitter(agent, kind: str):
