@@ -186,8 +186,9 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     revealed = ledger.revealed_scores(task_id, round_)
     ok = set(participants)
     peer_scores = {v: {t: s[t] for t in ok if t != v and t < len(s)} for v, s in revealed.items() if v in ok}
-    registered = ledger.clients(task_id)
-    standby = [i for i in range(len(registered)) if not info.selected >> i & 1]  # registration order: most timely first
+    # Only owners registered when the round opened count: a registration during the aggregate
+    # phase must not make two committee members (or a later audit) see different sets.
+    standby = [i for i in range(n_clients) if not info.selected >> i & 1]  # registration order: most timely first
     test_x, test_y = miner_test_set(ledger, store, cfg)
     ctx = Context(
         round=round_, global_weights=global_w, model_spec=cfg.model, in_shape=tuple(cfg.data().input_shape),
@@ -224,13 +225,9 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
         winner = min(accepted, key=lambda k: (-float(decision.scores.get(k, 0.0)), k))
     next_sel = state.get("next_selection")
     if next_sel is None:
-        everyone = list(range(len(registered)))
+        everyone = list(range(n_clients))
         if cfg.selection == "top-n":
-            rank = {i: new_rep.get(i, 0.0) for i in everyone}
-            if len(registered) > n_clients:  # late registrants: their self-assessed reputation
-                for i, r in enumerate(ledger.reputations(task_id)[n_clients:], start=n_clients):
-                    rank[i] = r / REP_SCALE
-            next_sel = sorted(sorted(everyone, key=lambda i: (-rank[i], i))[: cfg.selection_n])
+            next_sel = sorted(sorted(everyone, key=lambda i: (-new_rep[i], i))[: cfg.selection_n])
         else:
             next_sel = everyone
     proposal = Proposal(
