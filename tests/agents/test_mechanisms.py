@@ -1,0 +1,53 @@
+"""Selection, mutual supervision and rewards through the agents and the chain (real MNIST)."""
+
+from pathlib import Path
+
+from client.agent import ClientAgent
+from fedledger.chain import Phase, TaskStatus, bits, devnet_account
+from fedledger.storage import open_store
+from tests.agents.harness import CLIENT0, drive, small_task, start
+
+
+def _owner_bits(fl, task_id, bitmap: int, clients: dict) -> set[int]:
+    index = {a: i for i, a in enumerate(fl.clients(task_id))}
+    return {k for k, c in clients.items() if bitmap >> index[c.address] & 1}
+
+
+def test_ll_bcfl_top_n_selection_follows_on_chain_reputation(devnet, w3, deployed, tmp_path: Path):
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    cfg = small_task(clients=4, min_clients=4, rounds=3, defence="ll-bcfl", selection="top-n", selection_n=3,
+                     local_steps=0, local_epochs=1)  # fmt: skip
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(0,))
+    flipper = ClientAgent(fl.as_account(devnet_account(CLIENT0)), store, task_id, 0, attack="label-flip")
+    flipper.register()  # first to register: index 0, wins the tie of equal self-assessments
+    clients[0] = flipper
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    picked = [_owner_bits(fl, task_id, fl.round_info(task_id, r).selected, clients) for r in (1, 2, 3)]
+    assert picked[0] == {0, 1, 2}  # round 1: top 3 by self-assessment (ties to the earlier registrant)
+    assert picked[1] == picked[2] == {1, 2, 3}  # its updates fail validation: reputation drops, the standby joins
+    reps = fl.reputations(task_id)
+    index = {a: i for i, a in enumerate(fl.clients(task_id))}
+    assert reps[index[flipper.address]] < min(reps[index[clients[k].address]] for k in (1, 2, 3))
+
+
+def test_bpcv_fl_mutual_validation_eliminates_the_worst_and_pays_the_winner(devnet, w3, deployed, tmp_path: Path):
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    cfg = small_task(clients=4, min_clients=4, rounds=1, defence="bpcv-fl", local_steps=0, local_epochs=1)
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(2,))
+    clients[2] = ClientAgent(fl.as_account(devnet_account(CLIENT0 + 2)), store, task_id, 2, attack="label-flip")
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    ri = fl.round_info(task_id, 1)
+    assert ri.phase == Phase.FINALISED
+    index = {a: i for i, a in enumerate(fl.clients(task_id))}
+    scores = fl.revealed_scores(task_id, 1)
+    quality = {k: sum(s[index[c.address]] for v, s in scores.items() if v != index[c.address]) for k, c in clients.items()}
+    assert min(quality, key=quality.get) == 2  # peers judge the flipper worst on their own data
+    assert _owner_bits(fl, task_id, ri.accepted, clients) == {0, 1, 3}  # the worst is eliminated
+    winner = next(k for k, c in clients.items() if index[c.address] == ri.winner - 1)
+    assert winner == max(quality, key=quality.get)
+    credits = {k: e["amount"] for k in clients for e in fl.events("PaymentCredited", payee=clients[k].address, taskId=task_id)
+               if e["kind"] == 1}  # winner bonus
+    assert list(credits) == [winner]
+    assert bits(ri.submitted) == [0, 1, 2, 3]
