@@ -70,6 +70,7 @@ class ClientAgent:
             trained = len(ledger.events("ModelSubmitted", taskId=task_id, client=self.address))
             account_past_rounds(self.accountant, self.dp, len(self.x), self.cfg.train_config(), trained)
         self._scores: dict[int, bytes] = {}  # round -> packed scores (a cache: recomputable)
+        self._index: int | None = None  # this owner's index in the task, once registered
 
     # ---- the loop ----------------------------------------------------------------------------
     def step(self) -> str:
@@ -78,12 +79,14 @@ class ClientAgent:
         status = info["status"]
         if status == TaskStatus.CANCELLED:
             return "done"
-        me = self.ledger.client_info(self.task_id, self.address)
-        if not me["registered"]:
-            if status in (TaskStatus.OPEN, TaskStatus.RUNNING):
-                self.register()
-                return "registered"
-            return "done"
+        if self._index is None:  # registration is permanent: read it until it is there, then keep it
+            me = self.ledger.client_info(self.task_id, self.address)
+            if not me["registered"]:
+                if status in (TaskStatus.OPEN, TaskStatus.RUNNING):
+                    self.register()
+                    return "registered"
+                return "done"
+            self._index = int(me["index"])
         if status == TaskStatus.FINISHED:
             if self.ledger.credit_of(self.address) > 0:
                 self.ledger.withdraw()
@@ -93,7 +96,7 @@ class ClientAgent:
             return "idle"
         r = info["current_round"]
         ri = self.ledger.round_info(self.task_id, r)
-        bit = 1 << me["index"]
+        bit = 1 << self._index
         if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.submitted & bit:
             return self.train_and_submit(r) if self._may_train(r, ri) else "idle"
         if ri.phase == Phase.COMMIT and ri.submitted & bit and not ri.committed & bit:

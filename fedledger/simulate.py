@@ -28,7 +28,7 @@ from fedledger.experiment import malicious_ids
 from fedledger.metrics import attack_success_rate, detection, evaluate
 from fedledger.models import create_model
 from fedledger.requester import RequesterAgent, publish
-from fedledger.storage import open_store
+from fedledger.storage import CachingStore, open_store
 from fedledger.task import TaskConfig
 from miner.agent import MinerAgent
 from miner.round import fetch_weights
@@ -115,7 +115,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
 
             daemon_dir = out / "ipfs"
             store_spec = daemon.start(daemon_dir).api
-        store = open_store(store_spec, timeout=5.0)
+        store = CachingStore(open_store(store_spec, timeout=5.0))  # in-process agents share one "node"
         w3 = connect(rpc)
         manifest, _ = deploy(w3, devnet_account(REQUESTER_ACCOUNT), directory=out / "deployments")
         manifest_path = out / "deployments" / f"{manifest['chainId']}.json"
@@ -231,31 +231,26 @@ def _check_processes(procs: list[subprocess.Popen], out: Path) -> None:
 
 
 class _PhaseClock:
-    """Wall time each phase of each round stood open, as observed by polling."""
+    """When each phase of each round was first seen open (polled after every agent action)."""
 
     def __init__(self) -> None:
-        self.seen: dict[tuple[int, Phase], float] = {}
-        self.durations: dict[int, dict[str, float]] = defaultdict(dict)
-        self._current: tuple[int, Phase] | None = None
+        self.first: dict[tuple[int, Phase], float] = {}
 
     def observe(self, ledger: FedLedger, task_id: int) -> None:
         r = ledger.task_info(task_id)["current_round"]
-        if r == 0:
-            return
-        phase = ledger.round_info(task_id, r).phase
-        key = (r, phase)
-        now = time.perf_counter()
-        if key != self._current:
-            if self._current is not None:
-                pr, pp = self._current
-                self.durations[pr][pp.name.lower()] = now - self.seen[self._current]
-            self.seen[key] = now
-            self._current = key
+        if r:
+            self.first.setdefault((r, ledger.round_info(task_id, r).phase), time.perf_counter())
 
-    def close_round(self, r: int) -> dict[str, float]:
-        if self._current is not None and self._current[0] == r:
-            self.durations[r][self._current[1].name.lower()] = time.perf_counter() - self.seen[self._current]
-        return dict(self.durations.get(r, {}))
+    def round_times(self, r: int) -> tuple[float, dict[str, float]]:
+        """(seconds from round open to close, seconds each phase stood open)."""
+        seen = sorted((t, phase) for (rr, phase), t in self.first.items() if rr == r)
+        closed = [t for t, p in seen if p in (Phase.FINALISED, Phase.FAILED)]
+        end = min([*closed, *(t for (rr, _), t in self.first.items() if rr == r + 1)], default=time.perf_counter())
+        phases = {}
+        for (t, phase), nxt in zip(seen, [*seen[1:], (end, None)]):
+            if phase not in (Phase.FINALISED, Phase.FAILED):
+                phases[phase.name.lower()] = min(nxt[0], end) - t
+        return end - seen[0][0] if seen else 0.0, phases
 
 
 class _Evaluator:
@@ -269,7 +264,6 @@ class _Evaluator:
         self.backdoor_target = 0 if attack in ("backdoor", "collusive") and mal else None
         init = create_model(task.model, seed=task.seed, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
         self.initial_accuracy = evaluate(init, self.x, self.y)[0]
-        self._t = time.perf_counter()
 
     def round_report(self, ledger: FedLedger, task_id: int, r: int, watch: _PhaseClock) -> RoundReport | None:
         ri = ledger.round_info(task_id, r)
@@ -295,14 +289,13 @@ class _Evaluator:
         submitted = sorted(owner[i] for i in bits(ri.submitted))
         accepted = sorted(owner[i] for i in bits(ri.accepted))
         det = detection(submitted, accepted, self.mal)
-        now = time.perf_counter()
+        seconds, phases = watch.round_times(r)
         report = RoundReport(
             round=r, status="finalised" if ri.phase == Phase.FINALISED else "failed", accuracy=acc, asr=asr,
             submitted=submitted, accepted=accepted, rejected=[k for k in submitted if k not in accepted],
             precision=det.precision, recall=det.recall, winner=owner[ri.winner - 1] if ri.winner else None, global_cid=cid,
-            seconds=now - self._t, phase_seconds=watch.close_round(r),
+            seconds=seconds, phase_seconds=phases,
         )  # fmt: skip
-        self._t = now
         return report
 
 

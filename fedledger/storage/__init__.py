@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from fedledger.storage.base import Store, verify
+from fedledger.storage.base import CachingStore, Store, verify
 from fedledger.storage.cid import compute_cid, parse_cid
 from fedledger.storage.embedded import EmbeddedStore
 from fedledger.storage.errors import (
@@ -55,7 +55,7 @@ def push(cid: str, source: EmbeddedStore, target: RpcStore) -> None:
 
 
 __all__ = [
-    "DEFAULT_STORE", "ContentMismatch", "DaemonUnavailable", "EmbeddedStore", "InvalidCID",
+    "DEFAULT_STORE", "CachingStore", "ContentMismatch", "DaemonUnavailable", "EmbeddedStore", "InvalidCID",
     "NotFound", "RpcStore", "StorageError", "Store", "compute_cid", "open_store", "parse_cid",
     "push", "verify",
 ]

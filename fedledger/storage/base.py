@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import abc
+import threading
+from collections import OrderedDict
 
 from fedledger.storage.cid import CID, build_dag, parse_cid
 from fedledger.storage.errors import ContentMismatch
@@ -29,6 +31,56 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def has(self, cid: str) -> bool:
         """Whether `cid` can be fetched from this store right now."""
+
+
+class CachingStore(Store):
+    """A store that keeps recently verified content in memory (least recently used out first).
+
+    Safe because content is addressed: the bytes of a CID never change, and they are verified
+    once on the way in. Agents sharing one process (`fedledger simulate`) then share what each
+    fetched, as processes on one machine share a local IPFS node.
+    """
+
+    def __init__(self, inner: Store, max_bytes: int = 256 * 1024 * 1024) -> None:
+        self.inner, self.max_bytes = inner, max_bytes
+        self.cid_version = inner.cid_version
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"CachingStore({self.inner!r})"
+
+    def _keep(self, cid: str, data: bytes) -> None:
+        with self._lock:
+            if cid in self._cache or len(data) > self.max_bytes:
+                return
+            self._cache[cid] = data
+            self._size += len(data)
+            while self._size > self.max_bytes:
+                _, old = self._cache.popitem(last=False)
+                self._size -= len(old)
+
+    def put(self, data: bytes, *, pin: bool = True) -> str:
+        cid = self.inner.put(data, pin=pin)
+        self._keep(cid, bytes(data))
+        return cid
+
+    def get(self, cid: str) -> bytes:
+        with self._lock:
+            data = self._cache.get(cid)
+            if data is not None:
+                self._cache.move_to_end(cid)
+                return data
+        data = self.inner.get(cid)  # verified against the CID by the backend
+        self._keep(cid, data)
+        return data
+
+    def pin(self, cid: str) -> None:
+        self.inner.pin(cid)
+
+    def has(self, cid: str) -> bool:
+        return cid in self._cache or self.inner.has(cid)
 
 
 def verify(cid: str | CID, data: bytes) -> bytes:
