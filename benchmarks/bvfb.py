@@ -88,7 +88,7 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
                 if a0 and a9 and a0.result and a9.result:
                     worst = min(_cell(runs, model, attack, r, d).result.final_accuracy for r in rates  # type: ignore[union-attr]
                                 if _cell(runs, model, attack, r, d))
-                    drop.append(f"{LABEL[d]} {100 * (a0.result.final_accuracy - worst):+.1f}".replace("+-", "-"))
+                    drop.append(f"{LABEL[d]} {100 * (a0.result.final_accuracy - worst):.1f}")
             lines += [f"Drop from {rates[0]:.0%} to the worst rate (points): " + "; ".join(drop) + ".", ""]
             if attack == "backdoor":
                 lines += [f"Backdoor success rate (triggered non-target test images classified as the target) after round {rounds}:", ""]
