@@ -164,8 +164,9 @@ def report(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seq
             "",
             "`simulate`: fresh anvil, deploy, publish, n data owners (MLP, 5 local epochs on 60,000/n images each), "
             "BVFB, 3 committee miners, all agents in one process, phase deadlines 3,600 s (they only bound crashed "
-            "parties; every phase here closed as soon as all parties acted). `round s` runs from publishing to finalisation "
-            "(registration and start included); `wall s` also includes starting anvil and the daemon and the gas scan.",
+            "parties; every phase here closed as soon as all parties acted). `round s` runs from the round's opening to its "
+            "finalisation (the simulation report's round time); `wall s` is the whole run: anvil and daemon start, "
+            "deployment, publishing, registration, the round, withdrawals and the gas scan.",
             "",
             "| clients | status | wall s | round s | train s | commit s | reveal s | aggregate s | gas per client | gas total | accuracy |",
             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
