@@ -190,10 +190,7 @@ def simulate(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run a whole federation on a devnet + storage: deploy, publish, clients, miners, report."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
     from fedledger.simulate import SimConfig
-    from fedledger.simulate import simulate as run_simulation
     from fedledger.task import TaskConfig
 
     _logging(verbose)
@@ -207,6 +204,16 @@ def simulate(
         )  # fmt: skip
     cfg = SimConfig(task=task, malicious=malicious, attack=attack, miners=miners, rpc=rpc, storage=storage,
                     processes=processes, out_dir=out, keep=keep)  # fmt: skip
+    _simulate_and_report(cfg, json_out)
+
+
+def _simulate_and_report(cfg, json_out: Path | None = None) -> None:
+    """Run a simulation with a progress bar and a line per round, then print the report."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from fedledger.simulate import simulate as run_simulation
+
+    task = cfg.task
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} rounds"),
                   TimeElapsedColumn(), console=console) as progress:  # fmt: skip
         bar = progress.add_task(f"{task.clients} owners, {task.defence}", total=task.rounds)
@@ -287,9 +294,11 @@ def demo(
     out: Annotated[Path, typer.Option(help="output directory")] = Path(".fedledger/demo"),
 ) -> None:
     """The main job in a few minutes: 10 owners (30 % label flippers), BVFB, 3 miners, 5 rounds."""
-    simulate(clients=10, malicious=0.3, attack="label-flip", defence="bvfb", rounds=5, dataset="mnist", model="mlp",
-             miners=3, committee=3, dp="none", epsilon=10.0, local_epochs=2, partition="iid", alpha=0.5, seed=0,
-             storage="embedded", processes=2, rpc=None, out=out, json_out=None, keep=False, config=None,
-             verbose=False)  # fmt: skip
+    from fedledger.simulate import SimConfig
+    from fedledger.task import TaskConfig
+
+    task = TaskConfig(clients=10, min_clients=10, rounds=5, local_epochs=2, defence="bvfb", committee_size=3)
+    # two owners run as their own OS processes, as real data owners would
+    _simulate_and_report(SimConfig(task=task, malicious=0.3, attack="label-flip", miners=3, processes=2, out_dir=out))
     console.print(f"\nNext: open {out / 'accuracy.png'}; read {out / 'report.json'}; run `fedledger simulate --help` "
                   "for larger runs, `--keep` then `fedledger explorer` to browse the chain.")  # fmt: skip
