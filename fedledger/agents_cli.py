@@ -300,5 +300,10 @@ def demo(
     task = TaskConfig(clients=10, min_clients=10, rounds=5, local_epochs=2, defence="bvfb", committee_size=3)
     # two owners run as their own OS processes, as real data owners would
     _simulate_and_report(SimConfig(task=task, malicious=0.3, attack="label-flip", miners=3, processes=2, out_dir=out))
-    console.print(f"\nNext: open {out / 'accuracy.png'}; read {out / 'report.json'}; run `fedledger simulate --help` "
-                  "for larger runs, `--keep` then `fedledger explorer` to browse the chain.")  # fmt: skip
+    sim = Path(".fedledger/simulate")
+    console.print(
+        f"\nNext: open {out / 'accuracy.png'} and {out / 'report.json'}. Larger runs: `fedledger simulate --help`.\n"
+        f"To browse a run in the explorer, keep its chain: `fedledger simulate --keep --rounds 3`, then\n"
+        f"`fedledger explorer --manifest {sim}/deployments/31337.json --storage embedded:{sim}/store --metrics {sim}`\n"
+        "and open http://127.0.0.1:8080 (`fedledger devnet down` stops the chain)."
+    )
