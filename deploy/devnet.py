@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import time
@@ -14,6 +12,7 @@ from pathlib import Path
 import requests
 
 from fedledger.paths import node_modules, project_root, state_dir
+from fedledger.processes import stop_process
 
 # The well-known public devnet mnemonic of anvil and Hardhat: test accounts only.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
@@ -36,7 +35,7 @@ class Devnet:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the node (its whole process group) and wait for it."""
-        _kill(self.pid, timeout)
+        stop_process(self.pid, timeout)
 
 
 def free_port() -> int:
@@ -92,32 +91,9 @@ def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None) -> De
     try:
         wait_ready(rpc_url, timeout=120 if kind == "hardhat" else 30, proc=proc)
     except DevnetError:
-        _kill(proc.pid, 5)
+        stop_process(proc.pid, 5)
         raise DevnetError(f"{kind} did not start; see {log_path}:\n{log_path.read_text()[-2000:]}") from None
     return Devnet(kind=kind, pid=proc.pid, port=port, rpc_url=rpc_url, log=str(log_path))
-
-
-def _kill(pid: int, timeout: float) -> None:
-    try:
-        os.killpg(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            done, _ = os.waitpid(pid, os.WNOHANG)
-            if done:
-                return
-        except ChildProcessError:  # not our child: poll for existence instead
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return
-        time.sleep(0.05)
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def record_path() -> Path:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 import requests
 
 from fedledger import paths
+from fedledger.processes import is_zombie, stop_process
 from fedledger.storage.errors import DaemonUnavailable
 from fedledger.storage.rpc import api_url
 
@@ -67,14 +67,7 @@ class Daemon:
         except OSError:
             return False
         # js-ipfs renames its process to "ipfs"; before that the argv holds ipfs/src/cli.js.
-        return b"ipfs" in cmdline and not _is_zombie(self.pid)
-
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
-    except (OSError, IndexError):
-        return True
+        return b"ipfs" in cmdline and not is_zombie(self.pid)
 
 
 def state_path(state_dir: str | os.PathLike[str] | None = None) -> Path:
@@ -161,7 +154,7 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: flo
             if text and _ready(api_url(text)):
                 break
         if time.monotonic() > deadline:
-            _kill(proc.pid)
+            stop_process(proc.pid)
             shutil.rmtree(repo, ignore_errors=True)
             raise DaemonUnavailable(f"js-ipfs not ready after {ready_timeout} s; "
                                     f"log {log}:\n{_log_tail(log)}")
@@ -172,27 +165,6 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: flo
     return daemon
 
 
-def _kill(pid: int, grace: float = 10.0) -> None:
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        try:  # reap it if it is our child, so it does not linger as a zombie
-            if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                return
-        except ChildProcessError:
-            if not Path(f"/proc/{pid}").exists() or _is_zombie(pid):
-                return
-        time.sleep(0.1)
-    try:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-    except (ProcessLookupError, ChildProcessError):
-        pass
-
-
 def stop(state_dir: str | os.PathLike[str] | None = None) -> Daemon | None:
     """Stop the recorded daemon (SIGTERM, then SIGKILL after 10 s), delete its temporary repo
     and the state file. Returns what was stopped, or None if nothing was recorded."""
@@ -200,7 +172,7 @@ def stop(state_dir: str | os.PathLike[str] | None = None) -> Daemon | None:
     if daemon is None:
         return None
     if daemon.alive():
-        _kill(daemon.pid)
+        stop_process(daemon.pid)
     repo = Path(daemon.repo)
     if repo.name.startswith("fedledger-ipfs-"):  # only ever delete a repo we created
         shutil.rmtree(repo, ignore_errors=True)
