@@ -25,6 +25,8 @@ FULL_RATES = [i / 10 for i in range(10)]
 QUICK_RATES = [0.0, 0.5, 0.9]
 LABEL = {"fedavg": "FedAvg", "krum": "Krum", "trimmed-mean": "Trimmed Mean", "median": "Median",
          "bvfb": "BVFB", "fltrust": "trust root (fltrust)"}  # fmt: skip
+ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
+               "backdoor": "backdoor (3x3 trigger, target 0, half of each attacker's samples)"}
 # From ARCHITECTURE.md only; anything else is "n/a".
 PAPER_BVFB = "85.9-87.5 % (range over rates, both attacks)"
 LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 rounds: (0 %, 90 %)
@@ -59,9 +61,9 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
         "",
         f"Ran: MNIST, 20 clients (IID, 3,000 each; 10 % held out for peer validation), models {', '.join(models)}, "
         f"SGD lr 0.1, batch 32, 5 local epochs, **{rounds} rounds** (paper: 20), malicious rates "
-        f"{', '.join(f'{r:.0%}' for r in rates)}, attacks {', '.join(attacks)} (label flip y -> 9 - y; backdoor: "
-        "3x3 trigger, target 0, half of each attacker's samples), defences "
-        f"{', '.join(LABEL[d] for d in defences)}. Rate 0 % runs once with no attack and is shared by both tables. "
+        f"{', '.join(f'{r:.0%}' for r in rates)}, attacks {', '.join(ATTACK_TEXT.get(a, a) for a in attacks)}, defences "
+        f"{', '.join(LABEL[d] for d in defences)}. Rate 0 % runs once with no attack"
+        f"{' and is shared by both tables' if len(attacks) > 1 else ''}. "
         "In-process engine (`run_experiment`, no chain): the full grid through the chain would not fit the box.",
         "Accuracy: test accuracy of the global model after the last round on the 8,000 evaluation images "
         "(the other 2,000 are the miner's test set). Krum's f and Trimmed Mean's trim are the true number of "
