@@ -90,8 +90,14 @@ def fmt(x: float | None, digits: int = 4) -> str:
 def box() -> str:
     """One line about the machine the numbers come from."""
     import os
+    import subprocess
 
-    return f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, 1 torch thread"
+    try:  # which code produced the numbers
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
+                             text=True, timeout=10).stdout.strip() or "unknown"  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        rev = "unknown"
+    return f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, 1 torch thread, commit {rev}"
 
 
 def write_markdown(stem: str, lines: Sequence[str]) -> Path:
