@@ -26,13 +26,16 @@ from client.behaviour import behaviour_model
 from client.dp import create_accountant
 from client.training import account_past_rounds, train_local
 from client.validation import peer_score
-from fedledger.chain import FedLedger, Phase, TaskStatus, encode_scores, score_commitment
+from fedledger.chain import ContractRevert, FedLedger, Phase, TaskStatus, TransactionFailed, encode_scores, score_commitment
 from fedledger.models import StateDict, create_model
 from fedledger.storage import Store
 from fedledger.weights import WeightsMeta, dumps, sha256_hex
 from miner.round import BadInput, fetch_weights, task_config
 
 log = logging.getLogger(__name__)
+
+# reverts that only mean "too late": the phase closed or moved on while this agent was working
+_RACES = {"DeadlinePassed", "WrongPhase", "AlreadySubmitted", "AlreadyCommitted", "AlreadyRevealed"}
 
 
 class ClientAgent:
@@ -75,6 +78,17 @@ class ClientAgent:
     # ---- the loop ----------------------------------------------------------------------------
     def step(self) -> str:
         """Do what is due now; returns what was done ("idle" when waiting, "done" at the end)."""
+        try:
+            return self._step()
+        except (ContractRevert, TransactionFailed) as exc:
+            # The chain moved on between reading it and acting (a deadline passed, another
+            # party closed the phase): the next step reads the new state. Nothing is lost.
+            if isinstance(exc, ContractRevert) and exc.name not in _RACES:
+                raise
+            log.warning("client %d: %s", self.k, exc)
+            return "idle"
+
+    def _step(self) -> str:
         info = self.ledger.task_info(self.task_id)
         status = info["status"]
         if status == TaskStatus.CANCELLED:

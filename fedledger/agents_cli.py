@@ -201,6 +201,9 @@ def simulate(
             model=model, dataset=dataset, clients=clients, min_clients=clients, rounds=rounds, defence=defence,
             committee_size=committee, dp=dp, epsilon=epsilon, local_epochs=local_epochs, partition=partition,
             alpha=alpha, seed=seed,
+            # agents in one process act one after another: give each phase time for all of them
+            train_s=max(600, 30 * clients), commit_s=max(120, 3 * clients), reveal_s=max(120, 2 * clients),
+            aggregate_s=max(600, 10 * clients),
         )  # fmt: skip
     cfg = SimConfig(task=task, malicious=malicious, attack=attack, miners=miners, rpc=rpc, storage=storage,
                     processes=processes, out_dir=out, keep=keep)  # fmt: skip

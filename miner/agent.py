@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 
-from fedledger.chain import ContractRevert, FedLedger, Phase, TaskStatus
+from fedledger.chain import ContractRevert, FedLedger, Phase, TaskStatus, TransactionFailed
 from fedledger.storage import Store
 from miner.round import RoundOutcome, compute_round
 
@@ -60,6 +60,9 @@ class MinerAgent:
             if exc.name in ("WrongPhase", "AlreadyVoted", "DeadlinePassed"):  # raced with others / the clock
                 return "idle"
             raise
+        except TransactionFailed as exc:  # mined after the deadline: the next step sees the new phase
+            log.warning("miner %s: %s", self.address, exc)
+            return "idle"
         return f"voted r{r}"
 
     def _advance_if_stalled(self, r: int, phase: Phase) -> str:

@@ -168,12 +168,20 @@ class Transactor:
 
     def _check(self, fn: ContractFunction, receipt: Any, value: int) -> Receipt:
         if receipt["status"] != 1:
-            # replay the call at the block before to recover the revert data
-            try:
-                fn.call({"from": self.address, "value": value}, block_identifier=receipt["blockNumber"] - 1)
-            except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-                raise self._decoder.decode(_revert_data(exc), self._name(fn)) from None
-            raise TransactionFailed(f"{self._name(fn)}: transaction {receipt['transactionHash'].hex()} failed (out of gas?)")
+            # Recover the revert reason by replaying the call: on the state it was mined on, and
+            # then now (a revert that only happens when mined, e.g. a deadline that passed
+            # between the estimate and the block, shows up in the second replay).
+            for block in (receipt["blockNumber"] - 1, "latest"):
+                try:
+                    fn.call({"from": self.address, "value": value}, block_identifier=block)
+                except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
+                    raise self._decoder.decode(_revert_data(exc), self._name(fn)) from None
+            gas = int(receipt["gasUsed"])
+            raise TransactionFailed(
+                f"{self._name(fn)}: transaction 0x{bytes(receipt['transactionHash']).hex()} reverted when mined "
+                f"(gas used {gas:,}); replaying it succeeds, so the block's own conditions (its timestamp "
+                "against a deadline, or a transaction ordered before it) made it fail"
+            )
         return Receipt(
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             block_number=int(receipt["blockNumber"]),

@@ -176,3 +176,19 @@ def test_a_restarted_client_keeps_its_privacy_account(devnet, w3, deployed, tmp_
     assert len(restarted.x) == len(clients[1].x)
     assert restarted.epsilon is not None and restarted.epsilon == pytest.approx(clients[1].epsilon, rel=1e-9)
     assert restarted.epsilon > 0
+
+
+def test_a_client_too_late_for_a_phase_waits_instead_of_failing(devnet, w3, deployed, tmp_path: Path):
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    cfg = small_task(clients=2, min_clients=2, rounds=1)
+    task_id, req, clients, miners = start(fl, store, cfg)
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["current_round"] == 1
+          and fl.round_info(task_id, 1).phase == Phase.COMMIT)  # fmt: skip
+    w3.provider.make_request("evm_increaseTime", [61])  # the commit deadline passes before owner 0 acts
+    w3.provider.make_request("evm_mine", [])
+    assert clients[0].step() == "idle"  # DeadlinePassed: no crash, nothing sent
+    assert fl.round_info(task_id, 1).committed == 0
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+          w3=w3, jump=61)  # fmt: skip
+    assert fl.round_info(task_id, 1).phase == Phase.FINALISED  # the miner advanced; the round went on
