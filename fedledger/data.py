@@ -186,17 +186,32 @@ def load_fashion_mnist(path: str | None = None) -> Dataset:
     return _load_idx_set(directory, FASHION_MD5, ".gz", "fashion-mnist")
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """CIFAR-10's batches are pickles of dicts, lists, bytes and numpy arrays: allow exactly the
+    globals those need, so a tampered file cannot name (and run) anything else."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"),
+    }  # fmt: skip
+
+    def find_class(self, module: str, name: str) -> object:
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"CIFAR-10 batch refers to {module}.{name}: refusing to load it")
+
+
 def _unpickle(path: Path) -> dict[bytes, object]:
     with path.open("rb") as fh:
-        return pickle.load(fh, encoding="bytes")  # noqa: S301 - a local file the user chose
+        return _ArraysOnly(fh, encoding="bytes").load()
 
 
 @lru_cache(maxsize=2)
 def load_cifar10(path: str) -> Dataset:
     """CIFAR-10 from the standard python-pickle batches (``data_batch_1..5``, ``test_batch``).
 
-    ``path`` is the ``cifar-10-batches-py`` directory the user downloaded themselves; pickle can
-    run code, so only point it at files you trust.
+    ``path`` is the ``cifar-10-batches-py`` directory the user downloaded themselves. The batches
+    are pickles; they are read with an unpickler that admits only numpy arrays (no code runs).
     """
     directory = Path(path)
     train_files = sorted(directory.glob("data_batch_*"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 import shutil
 from pathlib import Path
@@ -115,3 +116,18 @@ def test_client_data_is_a_pure_function(mnist):
     assert not set(a.indices) & set(other.indices)
     with pytest.raises(ValueError):
         D.client_data(mnist, "iid", 0, 10, 10)
+
+
+def test_cifar10_batches_cannot_run_code(tmp_path):
+    _write_cifar(tmp_path)
+
+    class Boom:
+        def __reduce__(self):
+            return (os.system, ("echo pwned > " + str(tmp_path / "pwned"),))
+
+    with (tmp_path / "test_batch").open("wb") as fh:
+        pickle.dump({b"data": Boom(), b"labels": []}, fh)
+    D.load_cifar10.cache_clear()
+    with pytest.raises(pickle.UnpicklingError, match="refusing"):
+        D.load_cifar10(str(tmp_path))
+    assert not (tmp_path / "pwned").exists()
