@@ -173,3 +173,16 @@ def plot_curves(path: Path, panels: Sequence[tuple[str, Sequence[Run]]], label: 
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def sweep_main(run: Any, description: str, argv: Sequence[str] | None = None) -> None:
+    """The command line every sweep shares: --full, --rounds, --seed, --tag."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--full", action="store_true")
+    p.add_argument("--rounds", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tag")
+    a = p.parse_args(argv)
+    print("\n".join(run(full=a.full, rounds=a.rounds, seed=a.seed, tag=a.tag, argv=sys.argv[1:] if argv is None else argv)))

@@ -11,11 +11,9 @@ Run: `python -m benchmarks.bcsfl [--full] [--rounds N] [--tag NAME]`; writes doc
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 
-from benchmarks._common import RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, summary, write_json, write_markdown
+from benchmarks._common import RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, summary, sweep_main, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
 
 ATTACKS = ("label-flip", "gaussian")
@@ -63,13 +61,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line (see the module docstring)."""
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true")
-    p.add_argument("--rounds", type=int)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tag")
-    a = p.parse_args(argv)
-    print("\n".join(run(full=a.full, rounds=a.rounds, seed=a.seed, tag=a.tag, argv=sys.argv[1:] if argv is None else argv)))
+    sweep_main(run, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":
