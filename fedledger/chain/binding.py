@@ -6,8 +6,10 @@ import json
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
+from eth_abi import decode, encode
+from eth_abi.grammar import ABIType, TupleType, parse
 from eth_account.signers.local import LocalAccount
-from eth_utils import to_checksum_address
+from eth_utils import collapse_if_tuple, function_signature_to_4byte_selector, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
@@ -29,6 +31,7 @@ class Binding:
         self.address = to_checksum_address(address)
         self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
         self.decoder = ErrorDecoder(abi)
+        self._codecs = {item["name"]: _Codec(item) for item in abi if item.get("type") == "function"}
         self.account = account
         self._tx = Transactor(w3, account, self.decoder) if account is not None else None
 
@@ -74,11 +77,47 @@ class Binding:
         return out
 
     def _call(self, name: str, *args: Any, block: int | str = "latest") -> Any:
-        fn = getattr(self.contract.functions, name)(*args)
-        try:
-            return fn.call(block_identifier=block)
-        except Exception as exc:
-            data = getattr(exc, "data", None)
+        """A view call, returned as web3 would (one output bare, several as a list, addresses
+        checksummed), without web3's per-call ABI matching and middleware (~4x faster: agents poll)."""
+        codec = self._codecs[name]
+        tag = hex(block) if isinstance(block, int) else block
+        answer = self.w3.provider.make_request("eth_call", [{"to": self.address, "data": codec.encode(args)}, tag])  # type: ignore[arg-type]
+        if "error" in answer:
+            data = answer["error"].get("data")
+            if isinstance(data, dict):  # some nodes wrap it
+                data = data.get("data")
             if isinstance(data, str) and data.startswith("0x"):
                 raise self.decoder.decode(data, name) from None
-            raise
+            raise ContractCallFailed(f"{name}: {answer['error'].get('message', answer['error'])}")
+        return codec.decode(bytes.fromhex(answer["result"].removeprefix("0x")))
+
+
+class ContractCallFailed(RuntimeError):
+    """A view call the node refused without revert data (wrong address, node error)."""
+
+
+class _Codec:
+    """Selector and eth_abi types of one ABI function."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        inputs = [collapse_if_tuple(i) for i in item["inputs"]]
+        self.selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(inputs)})")
+        self.inputs = inputs
+        self.outputs = [collapse_if_tuple(o) for o in item.get("outputs", [])]
+        self._parsed = [parse(t) for t in self.outputs]
+
+    def encode(self, args: tuple[Any, ...]) -> str:
+        return "0x" + (self.selector + encode(self.inputs, list(args))).hex()
+
+    def decode(self, data: bytes) -> Any:
+        values = [_checksummed(t, v) for t, v in zip(self._parsed, decode(self.outputs, data), strict=True)]
+        return values[0] if len(values) == 1 else values
+
+
+def _checksummed(t: ABIType, value: Any) -> Any:
+    """eth_abi gives lower-case addresses; web3 (and our callers) use checksummed ones."""
+    if t.is_array:
+        return tuple(_checksummed(t.item_type, v) for v in value)
+    if isinstance(t, TupleType):
+        return tuple(_checksummed(c, v) for c, v in zip(t.components, value, strict=True))
+    return to_checksum_address(value) if t.base == "address" else value

@@ -24,7 +24,7 @@ def connect(rpc_url: str, timeout: float = 30) -> Web3:
     # agent's time in profiles); honour them once, here.
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(rpc_url)
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session))
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session, cache_allowed_requests=True))
     if not w3.is_connected():
         raise ConnectionError(f"no Ethereum node answers at {rpc_url}")
     return w3

@@ -2,7 +2,9 @@
 
 web3's default path asks the node for the nonce, chain id and fees on every transaction (~61 tx/s
 to anvil); keeping the nonce here and the fees cached triples that, and `transact_many` sends one
-JSON-RPC batch of signed transactions (web3 v8's batch_requests refuses raw sends).
+JSON-RPC batch of signed transactions (web3 v8's batch_requests refuses raw sends). Estimate,
+send, receipt and replay go to the provider as plain JSON-RPC: web3's middleware and formatters
+cost more than the node's own work on a local devnet, where agents send every few milliseconds.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from web3 import Web3
 from web3.contract.contract import ContractFunction
 from web3._utils.method_formatters import receipt_formatter  # the formatter web3 applies to receipts
 from web3.datastructures import AttributeDict
-from web3.exceptions import ContractCustomError, ContractLogicError, ContractPanicError, Web3RPCError
+from web3.exceptions import Web3RPCError
 
 from fedledger.chain.errors import ErrorDecoder, TransactionFailed
 
@@ -67,12 +69,25 @@ class Transactor:
     def _name(self, fn: ContractFunction) -> str:
         return str(fn.fn_name)
 
+    def _rpc(self, method: str, params: list[Any], fn: ContractFunction | None = None) -> Any:
+        """One JSON-RPC request; a revert raises `ContractRevert`, any other error `Web3RPCError`."""
+        answer = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
+        error = answer.get("error")
+        if error is None:
+            return answer["result"]
+        data = error.get("data")
+        if isinstance(data, dict):  # some nodes wrap it
+            data = data.get("data")
+        if fn is not None and (isinstance(data, str) or "revert" in str(error.get("message", "")).lower()):
+            raise self._decoder.decode(data if isinstance(data, str) else None, self._name(fn))
+        raise Web3RPCError(f"{method}: {error.get('message', error)}", rpc_response=answer)
+
+    def _call_params(self, fn: ContractFunction, value: int) -> dict[str, Any]:
+        return {"from": self.address, "to": fn.address, "data": fn._encode_transaction_data(), "value": hex(value)}
+
     def estimate(self, fn: ContractFunction, value: int = 0) -> int:
         """Gas estimate; a revert raises `ContractRevert` naming the custom error."""
-        try:
-            return int(fn.estimate_gas({"from": self.address, "value": value}))
-        except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-            raise self._decoder.decode(_revert_data(exc), self._name(fn)) from None
+        return int(self._rpc("eth_estimateGas", [self._call_params(fn, value)], fn), 16)
 
     def fee_fields(self, full_blocks: int = 0) -> dict[str, int]:
         """EIP-1559 fees; `full_blocks` raises the cap by the base fee's worst-case growth (12.5 %
@@ -91,10 +106,8 @@ class Transactor:
         with self._lock:
             nonce = self._nonce
             self._nonce += 1
-        tx = fn.build_transaction(
-            {"from": self.address, "value": value, "gas": gas, "nonce": nonce, "chainId": self._chain_id,
-             **(fees or self._fee_fields())}
-        )  # fmt: skip
+        tx = {"to": fn.address, "data": fn._encode_transaction_data(), "value": value, "gas": gas, "nonce": nonce,
+              "chainId": self._chain_id, **(fees or self._fee_fields())}  # fmt: skip
         signed = self.account.sign_transaction(tx)
         return tx, bytes(signed.raw_transaction)
 
@@ -102,16 +115,20 @@ class Transactor:
         """Send one transaction and wait for its receipt; reverts raise `ContractRevert`."""
         try:
             _, raw = self._build(fn, value, gas)
-            tx_hash = self.w3.eth.send_raw_transaction(raw)
+            tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
         except Web3RPCError as exc:
             if "nonce" in str(exc).lower():  # another process used this key: resync and retry once
                 self.resync_nonce()
                 _, raw = self._build(fn, value, gas)
-                tx_hash = self.w3.eth.send_raw_transaction(raw)
+                tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
             else:
                 raise
-        receipt = self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout, poll_latency=0.02)
-        return self._check(fn, receipt, value)
+        deadline = time.monotonic() + timeout
+        while (receipt := self._rpc("eth_getTransactionReceipt", [tx_hash])) is None:
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"{self._name(fn)}: transaction {tx_hash} not mined after {timeout:.0f} s")
+            time.sleep(0.02)
+        return self._check(fn, AttributeDict(receipt_formatter(receipt)), value)
 
     def transact_many(self, calls: list[tuple[ContractFunction, int, int]], timeout: float = 300) -> list[Receipt]:
         """Send (fn, value, gas) calls as one JSON-RPC batch of signed transactions, then wait for all."""
@@ -171,11 +188,8 @@ class Transactor:
             # Recover the revert reason by replaying the call: on the state it was mined on, and
             # then now (a revert that only happens when mined, e.g. a deadline that passed
             # between the estimate and the block, shows up in the second replay).
-            for block in (receipt["blockNumber"] - 1, "latest"):
-                try:
-                    fn.call({"from": self.address, "value": value}, block_identifier=block)
-                except (ContractCustomError, ContractPanicError, ContractLogicError) as exc:
-                    raise self._decoder.decode(_revert_data(exc), self._name(fn)) from None
+            for block in (hex(receipt["blockNumber"] - 1), "latest"):
+                self._rpc("eth_call", [self._call_params(fn, value), block], fn)
             gas = int(receipt["gasUsed"])
             raise TransactionFailed(
                 f"{self._name(fn)}: transaction 0x{bytes(receipt['transactionHash']).hex()} reverted when mined "
@@ -190,9 +204,3 @@ class Transactor:
             raw=receipt,
         )
 
-
-def _revert_data(exc: Exception) -> str | None:
-    data = getattr(exc, "data", None)
-    if isinstance(data, dict):  # some nodes wrap it
-        data = data.get("data")
-    return data if isinstance(data, str) else None

@@ -74,3 +74,30 @@ def test_hardhat_builds_the_same_contracts(tmp_path: Path):
     assert sorted(artifact["abi"], key=key) == sorted(ours["abi"], key=key)
     # same compiler and settings: the creation code matches up to the metadata hash at the end
     assert artifact["bytecode"][:2000] == ours["bytecode"][:2000]
+
+
+def test_view_calls_decode_exactly_as_web3_does(fl):
+    """`Binding._call` skips web3's per-call ABI matching; its results must equal web3's own."""
+    from tests.chain.helpers import running_task
+
+    t = running_task(fl, n_clients=3, n_miners=2, committee=2)
+    t.submit_all(1)
+    client, miner = t.clients[0].sender, t.miners[0].sender
+    calls = [
+        ("taskInfo", (t.task_id,)), ("taskSpec", (t.task_id,)), ("taskMechanism", (t.task_id,)),
+        ("globalModel", (t.task_id,)), ("clientsOf", (t.task_id,)), ("clientInfo", (t.task_id, client)),
+        ("reputationsOf", (t.task_id,)), ("roundInfo", (t.task_id, 1)), ("voteOf", (t.task_id, 1, miner)),
+        ("creditOf", (client,)), ("stakeOf", (miner,)), ("activeMiners", ()), ("accounting", ()),
+        ("totalStaked", ()), ("minStake", ()),
+    ]  # fmt: skip
+    for name, args in calls:
+        ours = fl._call(name, *args)
+        theirs = getattr(fl.contract.functions, name)(*args).call()
+        assert _plain(ours) == _plain(theirs), name
+    with pytest.raises(ContractRevert, match="UnknownTask"):
+        fl._call("taskInfo", 999)
+
+
+def _plain(x):
+    """Lists and tuples compare alike (web3 returns lists where eth_abi returns tuples)."""
+    return [_plain(v) for v in x] if isinstance(x, list | tuple) else x
