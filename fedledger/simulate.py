@@ -36,6 +36,7 @@ from miner.round import fetch_weights
 log = logging.getLogger(__name__)
 
 REQUESTER_ACCOUNT = 0
+IDLE_REPOLL_S = 0.5  # an idle agent is polled again after this long even without a new block
 CLIENT_ACCOUNT0 = 1  # data owner k signs with devnet account 1 + k
 MINER_ACCOUNT0 = 150  # miner m signs with devnet account 150 + m
 
@@ -69,6 +70,10 @@ class RoundReport:
     global_cid: str
     seconds: float
     phase_seconds: dict[str, float] = field(default_factory=dict)
+    # time inside agent steps, by what they did: submit (fetch, train, upload, submit), commit
+    # (validate every peer, commit), reveal, vote (a miner's verify, defence, aggregate, vote),
+    # other (polling an unchanged phase, advance); in one process these add up to the round
+    agent_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -144,16 +149,35 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         rounds: list[RoundReport] = []
         done: set[int] = set()
         watch = _PhaseClock()
+        # An agent that found nothing to do is polled again once the chain has a new block, or
+        # after IDLE_REPOLL_S (deadlines pass without blocks): agents only read the chain, so
+        # polling them on an unchanged chain within the same half-second cannot change what they do.
+        idle_at: dict[int, tuple[int, float]] = {}
+        work: dict[int, dict[str, float]] = {}  # round -> agent_seconds
+        current = 0
         while len(done) < len(agents) or len(rounds) < task.rounds:
             busy = False
+            block = w3.eth.block_number
             for i, agent in enumerate(agents):
                 if i in done:
                     continue
+                seen = idle_at.get(i)
+                if seen is not None and seen[0] == block and time.monotonic() - seen[1] < IDLE_REPOLL_S:
+                    continue
+                t_step = time.perf_counter()
                 act = agent.step()
+                kind, r_act = _action(act)
+                current = r_act or current
+                work.setdefault(current, {}).setdefault(kind, 0.0)
+                work[current][kind] += time.perf_counter() - t_step
                 if act == "done":
                     done.add(i)
-                elif act != "idle":
+                elif act == "idle":
+                    idle_at[i] = (block, time.monotonic())
+                else:
                     busy = True
+                    idle_at.pop(i, None)
+                    block = w3.eth.block_number
                     log.info("%s %s", _name(agent), act)
                     watch.observe(base, task_id)
             watch.observe(base, task_id)
@@ -161,6 +185,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
                 report = evaluator.round_report(base, task_id, r, watch)
                 if report is None:
                     break
+                report.agent_seconds = {k: round(v, 3) for k, v in sorted(work.get(r, {}).items())}
                 rounds.append(report)
                 _write_live(out / f"task-{task_id}.json", task_id, rounds)  # `fedledger explorer --metrics`
                 if on_round is not None:
@@ -194,6 +219,15 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             daemon.stop(daemon_dir)
         if net is not None and not cfg.keep:
             net.stop()
+
+
+_KINDS = {"submitted": "submit", "committed": "commit", "revealed": "reveal", "voted": "vote"}
+
+
+def _action(act: str) -> tuple[str, int | None]:
+    """("submit", 3) for "submitted r3"; other steps count as "other"."""
+    verb, _, rest = act.partition(" r")
+    return _KINDS.get(verb, "other"), int(rest) if rest.isdigit() else None
 
 
 def _write_live(path: Path, task_id: int, rounds: list[RoundReport]) -> None:

@@ -9,7 +9,7 @@ from typing import Any, ClassVar, TypeVar
 from eth_abi import decode, encode
 from eth_abi.grammar import ABIType, TupleType, parse
 from eth_account.signers.local import LocalAccount
-from eth_utils import collapse_if_tuple, function_signature_to_4byte_selector, to_checksum_address
+from eth_utils import collapse_if_tuple, function_signature_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
@@ -32,6 +32,7 @@ class Binding:
         self.contract: Contract = w3.eth.contract(address=self.address, abi=abi)
         self.decoder = ErrorDecoder(abi)
         self._codecs = {item["name"]: _Codec(item) for item in abi if item.get("type") == "function"}
+        self._event_codecs = {item["name"]: _EventCodec(item) for item in abi if item.get("type") == "event"}
         self.account = account
         self._tx = Transactor(w3, account, self.decoder) if account is not None else None
 
@@ -76,6 +77,26 @@ class Binding:
             start = end + 1
         return out
 
+    def decoded_events(
+        self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any
+    ) -> list[dict[str, Any]]:
+        """Events `name` (indexed-argument filters) in chain order, as flat dicts of their arguments
+        plus event, block_number, tx_hash and log_index: what `logs` gives, decoded ~5x faster."""
+        codec = self._event_codecs[name]
+        last = int(self.w3.provider.make_request("eth_blockNumber", [])["result"], 16) if to_block == "latest" else int(to_block)  # type: ignore[arg-type]
+        topics = codec.topics(filters)
+        out: list[dict[str, Any]] = []
+        start = from_block
+        while start <= last:
+            end = min(start + MAX_LOG_RANGE - 1, last)
+            query = {"address": self.address, "fromBlock": hex(start), "toBlock": hex(end), "topics": topics}
+            answer = self.w3.provider.make_request("eth_getLogs", [query])  # type: ignore[arg-type]
+            if "error" in answer:
+                raise ContractCallFailed(f"eth_getLogs {name}: {answer['error'].get('message', answer['error'])}")
+            out += [codec.decode(log) for log in answer["result"]]
+            start = end + 1
+        return out
+
     def _call(self, name: str, *args: Any, block: int | str = "latest") -> Any:
         """A view call, returned as web3 would (one output bare, several as a list, addresses
         checksummed), without web3's per-call ABI matching and middleware (~4x faster: agents poll)."""
@@ -112,6 +133,52 @@ class _Codec:
     def decode(self, data: bytes) -> Any:
         values = [_checksummed(t, v) for t, v in zip(self._parsed, decode(self.outputs, data), strict=True)]
         return values[0] if len(values) == 1 else values
+
+
+class _EventCodec:
+    """Topic and eth_abi types of one ABI event (every indexed argument here is a static type)."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        self.name = item["name"]
+        types = [collapse_if_tuple(i) for i in item["inputs"]]
+        self.topic0 = "0x" + keccak(text=f"{self.name}({','.join(types)})").hex()
+        self.indexed = [i for i in item["inputs"] if i["indexed"]]
+        self.data = [i for i in item["inputs"] if not i["indexed"]]
+        self.order = [i["name"] for i in item["inputs"]]
+
+    def topics(self, filters: dict[str, Any]) -> list[str | None]:
+        unknown = set(filters) - {i["name"] for i in self.indexed}
+        if unknown:
+            raise ValueError(f"{self.name}: {sorted(unknown)} are not indexed arguments")
+        topics: list[str | None] = [self.topic0]
+        for i in self.indexed:
+            value = filters.get(i["name"])
+            topics.append(None if value is None else "0x" + encode([i["type"]], [value]).hex())
+        while topics[-1] is None:
+            topics.pop()
+        return topics
+
+    def decode(self, log: dict[str, Any]) -> dict[str, Any]:
+        args: dict[str, Any] = {}
+        for i, topic in zip(self.indexed, log["topics"][1:], strict=True):
+            args[i["name"]] = _named(i, decode([i["type"]], bytes.fromhex(topic[2:]))[0])
+        values = decode([collapse_if_tuple(i) for i in self.data], bytes.fromhex(log["data"][2:]))
+        args |= {i["name"]: _named(i, v) for i, v in zip(self.data, values, strict=True)}
+        return {
+            **{k: args[k] for k in self.order}, "event": self.name, "block_number": int(log["blockNumber"], 16),
+            "tx_hash": log["transactionHash"], "log_index": int(log["logIndex"], 16),
+        }  # fmt: skip
+
+
+def _named(item: dict[str, Any], value: Any) -> Any:
+    """An event argument as web3 decodes it: structs as name -> value mappings, checksummed addresses."""
+    t = item["type"]
+    if t.endswith("]"):
+        inner = {**item, "type": t[: t.rindex("[")]}
+        return [_named(inner, v) for v in value]
+    if t == "tuple":
+        return {c["name"]: _named(c, v) for c, v in zip(item["components"], value, strict=True)}
+    return to_checksum_address(value) if t == "address" else value
 
 
 def _checksummed(t: ABIType, value: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any
 import requests
 from eth_utils import keccak
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from fedledger.chain.binding import Binding
 from fedledger.chain.tx import Receipt
@@ -24,7 +25,10 @@ def connect(rpc_url: str, timeout: float = 30) -> Web3:
     # agent's time in profiles); honour them once, here.
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(rpc_url)
-    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session, cache_allowed_requests=True))
+    # web3 asks the node for the chain id before every call and transaction otherwise
+    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session,
+                                 cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
+    w3 = Web3(provider)
     if not w3.is_connected():
         raise ConnectionError(f"no Ethereum node answers at {rpc_url}")
     return w3
@@ -197,13 +201,7 @@ class FedLedger(Binding):
         self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any
     ) -> list[dict[str, Any]]:
         """Decoded events `name` with indexed-argument filters, in chain order, as flat dicts."""
-        return [
-            {
-                **dict(log["args"]), "event": name, "block_number": int(log["blockNumber"]),
-                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(), "log_index": int(log["logIndex"]),
-            }
-            for log in self.logs(name, from_block=from_block, to_block=to_block, **filters)
-        ]  # fmt: skip
+        return self.decoded_events(name, from_block=from_block, to_block=to_block, **filters)
 
     def submissions(self, task_id: int, round_: int, *, from_block: int = 0) -> list[Submission]:
         """Every model submitted in a round, from its `ModelSubmitted` events."""

@@ -99,5 +99,39 @@ def test_view_calls_decode_exactly_as_web3_does(fl):
 
 
 def _plain(x):
-    """Lists and tuples compare alike (web3 returns lists where eth_abi returns tuples)."""
+    """Lists and tuples, dicts and web3's AttributeDicts compare alike."""
+    from collections.abc import Mapping
+
+    if isinstance(x, Mapping):
+        return {k: _plain(v) for k, v in x.items()}
     return [_plain(v) for v in x] if isinstance(x, list | tuple) else x
+
+
+def test_events_decode_exactly_as_web3_does(fl):
+    """`FedLedger.events` decodes logs itself; every event of a full round must equal web3's decoding."""
+    from fedledger.chain import Proposal
+    from tests.chain.helpers import running_task
+
+    t = running_task(fl, n_clients=3, n_miners=1, committee=1)
+    t.submit_all(1)
+    t.commit_all(1)
+    t.reveal_all(1)
+    info = fl.round_info(t.task_id, 1)
+    proposal = Proposal(global_cid="bafy-global", global_digest=b"\1" * 32, accepted=0b111, reputations=(1, 2, 3),
+                        winner=1, next_selection=info.selected)  # fmt: skip
+    t.miners[0].propose(t.task_id, 1, proposal)
+    names = [e["name"] for e in fl.abi if e["type"] == "event"]
+    seen = 0
+    for name in names:
+        ours = fl.events(name)
+        theirs = [
+            {**dict(log["args"]), "event": name, "block_number": int(log["blockNumber"]),
+             "tx_hash": "0x" + bytes(log["transactionHash"]).hex(), "log_index": int(log["logIndex"])}
+            for log in fl.logs(name)
+        ]  # fmt: skip
+        assert _plain(ours) == _plain(theirs), name
+        seen += len(ours)
+    assert seen > 15
+    filtered = fl.events("ModelSubmitted", taskId=t.task_id, round=1, client=t.clients[1].sender)
+    assert [e["client"] for e in filtered] == [t.clients[1].sender]
+    assert fl.proposals(t.task_id, 1)[proposal.hash()] == proposal
