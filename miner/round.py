@@ -204,7 +204,7 @@ def defence_from(cfg: TaskConfig, n_submitted: int) -> Any:
     name, _, query = cfg.defence.partition("?")
     kwargs: dict[str, Any] = {k: _number(v) for k, v in parse_qsl(query)}
     key = name.lower().replace("_", "-")
-    if key == "bvfb":
+    if key in ("bvfb", "trust-root"):
         kwargs.setdefault("theta", cfg.theta)
     if key == "ll-bcfl":
         kwargs.setdefault("w4", cfg.rep_eval)

@@ -23,10 +23,11 @@ from miner.defences.median import Median as Median
 from miner.defences.model_chain import ModelChain as ModelChain
 from miner.defences.multi_krum import MultiKrum as MultiKrum
 from miner.defences.trimmed_mean import TrimmedMean as TrimmedMean
+from miner.defences.trust_root import TrustRoot as TrustRoot
 
 DEFENCES: dict[str, type[Defence]] = {
     cls.name: cls
-    for cls in (FedAvg, Krum, MultiKrum, Median, TrimmedMean, BVFB, LLBCFL, BPCVFL, BCSFL, ModelChain, FLTrust)
+    for cls in (FedAvg, Krum, MultiKrum, Median, TrimmedMean, BVFB, LLBCFL, BPCVFL, BCSFL, ModelChain, FLTrust, TrustRoot)
 }
 
 
@@ -34,7 +35,7 @@ def create_defence(name: str, **kwargs: Any) -> Defence:
     """Defence registry: ``create_defence("krum", num_malicious=4)``.
 
     Names: fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl,
-    model-chain, fltrust.
+    model-chain, fltrust, trust-root.
     """
     key = name.lower().replace("_", "-")
     try:
@@ -46,5 +47,5 @@ def create_defence(name: str, **kwargs: Any) -> Defence:
 
 __all__ = [
     "BCSFL", "BPCVFL", "BVFB", "DEFENCES", "LLBCFL", "ClientUpdate", "Context", "Decision", "Defence",
-    "FLTrust", "FedAvg", "Krum", "Median", "ModelChain", "MultiKrum", "TrimmedMean", "create_defence",
+    "FLTrust", "FedAvg", "Krum", "Median", "ModelChain", "MultiKrum", "TrimmedMean", "TrustRoot", "create_defence",
 ]

@@ -57,7 +57,7 @@ def result_delta(dec):
 
 def test_registry():
     assert set(DEFENCES) == {"fedavg", "krum", "multi-krum", "median", "trimmed-mean", "bvfb", "ll-bcfl",
-                             "bpcv-fl", "bcs-fl", "model-chain", "fltrust"}
+                             "bpcv-fl", "bcs-fl", "model-chain", "fltrust", "trust-root"}
     with pytest.raises(ValueError):
         create_defence("nope")
 
@@ -240,3 +240,36 @@ def test_rejects_duplicate_ids_and_wrong_shapes():
     bad = ClientUpdate(9, OrderedDict(w=torch.zeros(4, 5), b=torch.zeros(6)), 10)
     with pytest.raises(ValueError, match="do not match"):
         create_defence("fedavg").aggregate(ups + [bad], Context(1, GLOBAL))
+
+
+def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
+    from fedledger.models import create_model
+    from miner.defences.trust_root import confine, constant_features, first_input_layer
+
+    torch.manual_seed(0)
+    model = create_model("mlp", in_shape=(1, 3, 3), num_classes=2)
+    g = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
+    root = torch.randn(50, 1, 3, 3)
+    root[:, 0, 2, 2] = -0.4  # a blank corner pixel on every clean sample
+    root[:, 0, 0, 1] = 0.0
+    w = OrderedDict((k, v + 0.1 * torch.randn_like(v)) for k, v in g.items())
+    layer = first_input_layer(g, 9)
+    assert layer == ("1.weight", "1.bias")
+    idx, c = constant_features(root)
+    assert idx.tolist() == [1, 8] and c.tolist() == pytest.approx([0.0, -0.4])
+    out = confine(g, w, layer, (idx, c))
+    assert torch.equal(out["1.weight"][:, idx], g["1.weight"][:, idx])  # nothing learnt on them
+    assert torch.equal(out["1.weight"][:, [0, 2]], w["1.weight"][:, [0, 2]])
+    assert all(torch.equal(out[k], w[k]) for k in w if not k.startswith("1."))
+
+    def f(state, x):
+        model.load_state_dict(state)
+        with torch.no_grad():
+            return model(x)
+
+    assert torch.allclose(f(out, root), f(w, root), atol=1e-5)  # the same function on clean data
+    triggered = root.clone()
+    triggered[:, 0, 2, 2] = 2.8
+    assert not torch.allclose(f(out, triggered), f(w, triggered), atol=1e-3)  # but not on the trigger
+    cnn = create_model("cnn", in_shape=(1, 28, 28), num_classes=10).state_dict()
+    assert first_input_layer(cnn, 784) is None  # a convolution first: nothing to confine

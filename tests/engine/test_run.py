@@ -42,6 +42,17 @@ def test_fltrust_holds_with_a_malicious_majority():
     assert res.final_accuracy > 0.6
 
 
+def test_trust_root_stops_a_backdoor_majority_that_beats_bvfb():
+    """90 % pixel-trigger backdoor (ARCHITECTURE: BVFB accepts the colluders and the backdoor wins)."""
+    cfg = dict(dataset="mnist", model="mlp", clients=20, rounds=2, local_epochs=5, seed=0, malicious=0.9,
+               attack="backdoor")  # fmt: skip
+    bvfb = run_experiment(ExperimentConfig(**cfg, defence="bvfb"))
+    ours = run_experiment(ExperimentConfig(**cfg, defence="trust-root"))
+    assert bvfb.rounds[-1].asr > 0.9
+    assert all(rr.asr < 0.05 for rr in ours.rounds)
+    assert ours.final_accuracy > 0.85
+
+
 def test_same_config_same_bytes():
     cfg = ExperimentConfig(dataset="mnist", model="mlp", clients=4, rounds=2, local_steps=5,
                            malicious=0.25, attack="sign-flip", defence="median", seed=3)
