@@ -2,9 +2,10 @@
 
 Paper setup (ARCHITECTURE.md): MNIST over 20 nodes, MLP 784-256-128-10 sigmoid, SGD lr 0.1,
 5 local iterations (run here as 5 local epochs, as the independent implementation did), 20 rounds;
-then the same with the CNN. Defences: Krum, Trimmed Mean, Median, BVFB, our trust root (fltrust)
-and FedAvg as the floor. Every federation runs in-process (`run_experiment`): the full grid on the
-chain would not fit this box.
+then the same with the CNN. Defences: Krum, Trimmed Mean, Median, BVFB, our trust root
+(`trust-root`: every step confined to the input features the clean root data varies, then BVFB)
+and FedAvg as the floor; FLTrust (`fltrust`) on request. Every federation runs in-process
+(`run_experiment`): the full grid on the chain would not fit this box.
 
 Run: `python -m benchmarks.bvfb [--full] [--model mlp] [--rounds N] [--rates 0,0.5,0.9]
 [--attacks label-flip,backdoor] [--defences ...] [--tag NAME]`; writes docs/results/bvfb-<tag>.md/.png/.json.
@@ -19,12 +20,12 @@ from typing import Any
 from benchmarks._common import Run, box, command_line, fmt, run_grid, summary, write_json, write_markdown, RESULTS
 from fedledger.experiment import ExperimentConfig
 
-DEFENCES = ["fedavg", "krum", "trimmed-mean", "median", "bvfb", "fltrust"]
+DEFENCES = ["fedavg", "krum", "trimmed-mean", "median", "bvfb", "trust-root"]
 ATTACKS = ["label-flip", "backdoor"]
 FULL_RATES = [i / 10 for i in range(10)]
 QUICK_RATES = [0.0, 0.5, 0.9]
 LABEL = {"fedavg": "FedAvg", "krum": "Krum", "trimmed-mean": "Trimmed Mean", "median": "Median",
-         "bvfb": "BVFB", "fltrust": "trust root (fltrust)"}  # fmt: skip
+         "bvfb": "BVFB", "trust-root": "trust root (ours)", "fltrust": "FLTrust"}  # fmt: skip
 ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
                "backdoor": "backdoor (3x3 trigger, target 0, half of each attacker's samples)"}
 # From ARCHITECTURE.md only; anything else is "n/a".
