@@ -39,7 +39,7 @@ def experiment(
     clients: Annotated[int, typer.Option(help="number of data owners")] = 20,
     malicious: Annotated[float, typer.Option(help="fraction of malicious clients")] = 0.0,
     attack: Annotated[str, typer.Option(help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, collusive")] = "none",
-    defence: Annotated[str, typer.Option(help="fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl, model-chain, fltrust")] = "fedavg",
+    defence: Annotated[str, typer.Option(help="fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl, model-chain, fltrust, trust-root")] = "fedavg",
     rounds: Annotated[int, typer.Option(help="federation rounds")] = 20,
     local_epochs: Annotated[int, typer.Option(help="local epochs per round")] = 5,
     local_steps: Annotated[int | None, typer.Option(help="local SGD steps (overrides --local-epochs)")] = None,

@@ -29,6 +29,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 import torch
+from torch import nn
 
 from miner.defences.base import ClientUpdate, Context, Decision, Defence
 from fedledger.models import StateDict
@@ -44,14 +45,15 @@ def constant_features(root_x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]
     return idx, flat[0, idx]
 
 
-def first_input_layer(weights: StateDict, n_features: int) -> tuple[str, str] | None:
-    """(weight key, bias key) of the first Linear layer reading the raw inputs, if there is one."""
-    for key, value in weights.items():
-        if not value.is_floating_point() or value.dim() < 2:
+def first_input_layer(model: nn.Module, n_features: int) -> tuple[str, str] | None:
+    """(weight key, bias key) of the first layer of ``model`` with parameters, if it is a Linear
+    layer reading the ``n_features`` raw inputs (found from the architecture: the key order of
+    loaded weights is arbitrary)."""
+    for prefix, module in model.named_modules():
+        if not any(True for _ in module.parameters(recurse=False)):
             continue
-        if value.dim() == 2 and value.shape[1] == n_features and key.endswith("weight"):
-            bias = key[: -len("weight")] + "bias"
-            return (key, bias) if bias in weights else None
+        if isinstance(module, nn.Linear) and module.in_features == n_features and module.bias is not None:
+            return f"{prefix}.weight", f"{prefix}.bias"
         return None  # the first layer with weights is something else (a convolution)
     return None
 
@@ -84,7 +86,7 @@ class TrustRoot(Defence):
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         if context.root_x is None:
             raise ValueError("trust-root needs the root dataset (context.root_x)")
-        layer = first_input_layer(context.global_weights, math.prod(context.in_shape))
+        layer = first_input_layer(context.model(), math.prod(context.in_shape))
         if layer is None:
             decision = self.bvfb.aggregate(updates, context)
             decision.metrics["confined_features"] = 0

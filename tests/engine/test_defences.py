@@ -253,7 +253,7 @@ def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
     root[:, 0, 2, 2] = -0.4  # a blank corner pixel on every clean sample
     root[:, 0, 0, 1] = 0.0
     w = OrderedDict((k, v + 0.1 * torch.randn_like(v)) for k, v in g.items())
-    layer = first_input_layer(g, 9)
+    layer = first_input_layer(model, 9)
     assert layer == ("1.weight", "1.bias")
     idx, c = constant_features(root)
     assert idx.tolist() == [1, 8] and c.tolist() == pytest.approx([0.0, -0.4])
@@ -271,5 +271,26 @@ def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
     triggered = root.clone()
     triggered[:, 0, 2, 2] = 2.8
     assert not torch.allclose(f(out, triggered), f(w, triggered), atol=1e-3)  # but not on the trigger
-    cnn = create_model("cnn", in_shape=(1, 28, 28), num_classes=10).state_dict()
-    assert first_input_layer(cnn, 784) is None  # a convolution first: nothing to confine
+    assert first_input_layer(create_model("cnn", in_shape=(1, 28, 28), num_classes=10), 784) is None  # a convolution first
+
+
+def test_trust_root_does_not_depend_on_the_key_order_of_loaded_weights():
+    """safetensors gives tensors back in any order: the miners' verdicts must not follow it."""
+    from fedledger.models import create_model
+
+    torch.manual_seed(1)
+    model = create_model("mlp", in_shape=(1, 4, 4), num_classes=3)
+    g = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
+    ups = [ClientUpdate(i, OrderedDict((k, v + 0.05 * torch.randn_like(v)) for k, v in g.items()), 100) for i in range(5)]
+    x = torch.randn(40, 1, 4, 4)
+    x[:, 0, 3, 3] = -0.4
+    ctx = dict(model_spec="mlp", in_shape=(1, 4, 4), num_classes=3, test_x=x, test_y=torch.randint(0, 3, (40,)), root_x=x)
+
+    def rev(sd):
+        return OrderedDict(reversed(list(sd.items())))
+
+    a = create_defence("trust-root").aggregate(ups, Context(1, g, **ctx))
+    b = create_defence("trust-root").aggregate([ClientUpdate(u.client_id, rev(u.weights), 100) for u in ups],
+                                               Context(1, rev(g), **ctx))  # fmt: skip
+    assert a.metrics["confined_features"] == b.metrics["confined_features"] == 1
+    assert a.accepted == b.accepted and all(torch.equal(a.global_update[k], b.global_update[k]) for k in g)
