@@ -51,3 +51,26 @@ def test_bpcv_fl_mutual_validation_eliminates_the_worst_and_pays_the_winner(devn
                if e["kind"] == 1}  # winner bonus
     assert list(credits) == [winner]
     assert bits(ri.submitted) == [0, 1, 2, 3]
+
+
+def test_trust_root_stops_a_backdoor_majority_on_chain_and_the_audit_agrees(devnet, tmp_path: Path):
+    """9 of 10 owners plant a pixel trigger; three miners confine every update to the features the
+    root data varies (after loading weights that arrive in any key order), the audit recomputes it."""
+    import subprocess
+    import sys
+
+    from fedledger.simulate import SimConfig, simulate
+
+    task = small_task(clients=10, min_clients=10, rounds=2, local_steps=0, local_epochs=2, defence="trust-root",
+                      committee_size=3)  # fmt: skip
+    report = simulate(SimConfig(task=task, malicious=0.9, attack="backdoor", miners=3, rpc=devnet.rpc_url,
+                                out_dir=tmp_path / "sim", timeout=600))  # fmt: skip
+    assert [r.status for r in report.rounds] == ["finalised", "finalised"]
+    assert all(r.asr < 0.05 for r in report.rounds)  # BVFB alone: 1.0 in round 2 (tests/engine)
+    assert report.rounds[-1].accuracy > 0.8
+    audit = subprocess.run(
+        [sys.executable, "-m", "fedledger.cli", "audit", "--task", str(report.task_id), "--round", "2",
+         "--rpc", devnet.rpc_url, "--manifest", report.manifest, "--store", report.store],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert audit.returncode == 0, audit.stderr
