@@ -74,12 +74,10 @@ def train_sizes(clients: int, seed: int) -> list[int]:
 def spent_epsilon(sigma: float, n: int, s: Settings, rounds: int) -> float:
     """Epsilon (at s.delta) an Opacus RDP accountant reports for a node that trained in `rounds`
     rounds on `n` samples: the same steps and sample rates `client.training.train_local` records."""
-    from opacus.accountants import RDPAccountant
-
-    from client.dp import DPConfig
+    from client.dp import DPConfig, create_accountant
     from client.training import TrainConfig, account_past_rounds
 
-    acc = RDPAccountant()
+    acc = create_accountant("gaussian")  # what the engine's nodes use
     account_past_rounds(acc, DPConfig(noise_multiplier=sigma, max_grad_norm=s.clip, delta=s.delta), n,
                         TrainConfig(lr=s.lr, batch_size=s.batch_size, local_epochs=s.local_epochs), rounds)  # fmt: skip
     return float(acc.get_epsilon(s.delta))
