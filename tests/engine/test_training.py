@@ -163,3 +163,21 @@ def test_dp_step_equals_clipped_noisy_sgd(shard):
     step = torch.stack(per).mean(0) * 0.1
     got = torch.cat([(w0[k] - res.weights[k]).reshape(-1) for k in w0])
     torch.testing.assert_close(got, step, rtol=1e-4, atol=1e-7)
+
+
+def test_cached_rdp_accountant_equals_opacus():
+    """The cached accountant (one-step RDP curve per (q, sigma)) gives opacus' own epsilons."""
+    from opacus.accountants import RDPAccountant
+
+    from client.dp import CachedRDPAccountant
+
+    ours, theirs = CachedRDPAccountant(), RDPAccountant()
+    for rnd in range(25):  # two sample rates a round (a smaller last batch), as a client's history has
+        for acc in (ours, theirs):
+            for _ in range(28):
+                acc.step(noise_multiplier=0.84, sample_rate=64 / 1800)
+            acc.step(noise_multiplier=0.84, sample_rate=8 / 1800)
+        if rnd in (0, 9, 24):
+            for delta in (1e-5, 1e-3):
+                assert ours.get_epsilon(delta) == theirs.get_epsilon(delta)
+    assert 5 < ours.get_epsilon(1e-5) < 20
