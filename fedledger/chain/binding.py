@@ -7,14 +7,13 @@ from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from eth_abi import decode, encode
-from eth_abi.grammar import ABIType, TupleType, parse
 from eth_account.signers.local import LocalAccount
 from eth_utils import collapse_if_tuple, function_signature_to_4byte_selector, keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
 from fedledger.chain.errors import ErrorDecoder
-from fedledger.chain.tx import Receipt, Transactor
+from fedledger.chain.tx import Receipt, Transactor, rpc
 
 B = TypeVar("B", bound="Binding")
 MAX_LOG_RANGE = 10_000  # public nodes cap eth_getLogs ranges
@@ -83,17 +82,14 @@ class Binding:
         """Events `name` (indexed-argument filters) in chain order, as flat dicts of their arguments
         plus event, block_number, tx_hash and log_index: what `logs` gives, decoded ~5x faster."""
         codec = self._event_codecs[name]
-        last = int(self.w3.provider.make_request("eth_blockNumber", [])["result"], 16) if to_block == "latest" else int(to_block)  # type: ignore[arg-type]
+        last = int(rpc(self.w3, "eth_blockNumber", []), 16) if to_block == "latest" else int(to_block)
         topics = codec.topics(filters)
         out: list[dict[str, Any]] = []
         start = from_block
         while start <= last:
             end = min(start + MAX_LOG_RANGE - 1, last)
             query = {"address": self.address, "fromBlock": hex(start), "toBlock": hex(end), "topics": topics}
-            answer = self.w3.provider.make_request("eth_getLogs", [query])  # type: ignore[arg-type]
-            if "error" in answer:
-                raise ContractCallFailed(f"eth_getLogs {name}: {answer['error'].get('message', answer['error'])}")
-            out += [codec.decode(log) for log in answer["result"]]
+            out += [codec.decode(log) for log in rpc(self.w3, "eth_getLogs", [query])]
             start = end + 1
         return out
 
@@ -102,19 +98,8 @@ class Binding:
         checksummed), without web3's per-call ABI matching and middleware (~4x faster: agents poll)."""
         codec = self._codecs[name]
         tag = hex(block) if isinstance(block, int) else block
-        answer = self.w3.provider.make_request("eth_call", [{"to": self.address, "data": codec.encode(args)}, tag])  # type: ignore[arg-type]
-        if "error" in answer:
-            data = answer["error"].get("data")
-            if isinstance(data, dict):  # some nodes wrap it
-                data = data.get("data")
-            if isinstance(data, str) and data.startswith("0x"):
-                raise self.decoder.decode(data, name) from None
-            raise ContractCallFailed(f"{name}: {answer['error'].get('message', answer['error'])}")
-        return codec.decode(bytes.fromhex(answer["result"].removeprefix("0x")))
-
-
-class ContractCallFailed(RuntimeError):
-    """A view call the node refused without revert data (wrong address, node error)."""
+        result = rpc(self.w3, "eth_call", [{"to": self.address, "data": codec.encode(args)}, tag], self.decoder, name)
+        return codec.decode(bytes.fromhex(result.removeprefix("0x")))
 
 
 class _Codec:
@@ -124,14 +109,14 @@ class _Codec:
         inputs = [collapse_if_tuple(i) for i in item["inputs"]]
         self.selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(inputs)})")
         self.inputs = inputs
-        self.outputs = [collapse_if_tuple(o) for o in item.get("outputs", [])]
-        self._parsed = [parse(t) for t in self.outputs]
+        self._outputs = item.get("outputs", [])
+        self.outputs = [collapse_if_tuple(o) for o in self._outputs]
 
     def encode(self, args: tuple[Any, ...]) -> str:
         return "0x" + (self.selector + encode(self.inputs, list(args))).hex()
 
     def decode(self, data: bytes) -> Any:
-        values = [_checksummed(t, v) for t, v in zip(self._parsed, decode(self.outputs, data), strict=True)]
+        values = [_as_web3(o, v, named=False) for o, v in zip(self._outputs, decode(self.outputs, data), strict=True)]
         return values[0] if len(values) == 1 else values
 
 
@@ -161,30 +146,24 @@ class _EventCodec:
     def decode(self, log: dict[str, Any]) -> dict[str, Any]:
         args: dict[str, Any] = {}
         for i, topic in zip(self.indexed, log["topics"][1:], strict=True):
-            args[i["name"]] = _named(i, decode([i["type"]], bytes.fromhex(topic[2:]))[0])
+            args[i["name"]] = _as_web3(i, decode([i["type"]], bytes.fromhex(topic[2:]))[0])
         values = decode([collapse_if_tuple(i) for i in self.data], bytes.fromhex(log["data"][2:]))
-        args |= {i["name"]: _named(i, v) for i, v in zip(self.data, values, strict=True)}
+        args |= {i["name"]: _as_web3(i, v) for i, v in zip(self.data, values, strict=True)}
         return {
             **{k: args[k] for k in self.order}, "event": self.name, "block_number": int(log["blockNumber"], 16),
             "tx_hash": log["transactionHash"], "log_index": int(log["logIndex"], 16),
         }  # fmt: skip
 
 
-def _named(item: dict[str, Any], value: Any) -> Any:
-    """An event argument as web3 decodes it: structs as name -> value mappings, checksummed addresses."""
+def _as_web3(item: dict[str, Any], value: Any, *, named: bool = True) -> Any:
+    """A decoded ABI value as web3 gives it: checksummed addresses; structs as name -> value
+    mappings in events (`named`), as tuples in call results."""
     t = item["type"]
     if t.endswith("]"):
         inner = {**item, "type": t[: t.rindex("[")]}
-        return [_named(inner, v) for v in value]
+        values = [_as_web3(inner, v, named=named) for v in value]
+        return values if named else tuple(values)
     if t == "tuple":
-        return {c["name"]: _named(c, v) for c, v in zip(item["components"], value, strict=True)}
+        parts = [(c["name"], _as_web3(c, v, named=named)) for c, v in zip(item["components"], value, strict=True)]
+        return dict(parts) if named else tuple(v for _, v in parts)
     return to_checksum_address(value) if t == "address" else value
-
-
-def _checksummed(t: ABIType, value: Any) -> Any:
-    """eth_abi gives lower-case addresses; web3 (and our callers) use checksummed ones."""
-    if t.is_array:
-        return tuple(_checksummed(t.item_type, v) for v in value)
-    if isinstance(t, TupleType):
-        return tuple(_checksummed(c, v) for c, v in zip(t.components, value, strict=True))
-    return to_checksum_address(value) if t.base == "address" else value

@@ -33,6 +33,21 @@ GAS_MARGIN = 1.25  # estimates can be short when storage was warmed by an earlie
 FEE_REFRESH_S = 15.0
 
 
+def rpc(w3: Web3, method: str, params: list[Any], decoder: ErrorDecoder | None = None, function: str = "") -> Any:
+    """One plain JSON-RPC request (no web3 middleware); with a `decoder`, a revert raises
+    `ContractRevert` naming the custom error, any other error `Web3RPCError`."""
+    answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
+    error = answer.get("error")
+    if error is None:
+        return answer["result"]
+    data = error.get("data")
+    if isinstance(data, dict):  # some nodes wrap it
+        data = data.get("data")
+    if decoder is not None and (isinstance(data, str) or "revert" in str(error.get("message", "")).lower()):
+        raise decoder.decode(data if isinstance(data, str) else None, function)
+    raise Web3RPCError(f"{method}: {error.get('message', error)}", rpc_response=answer)
+
+
 @dataclass(frozen=True)
 class Receipt:
     """The parts of a receipt fedledger uses."""
@@ -70,17 +85,7 @@ class Transactor:
         return str(fn.fn_name)
 
     def _rpc(self, method: str, params: list[Any], fn: ContractFunction | None = None) -> Any:
-        """One JSON-RPC request; a revert raises `ContractRevert`, any other error `Web3RPCError`."""
-        answer = self.w3.provider.make_request(method, params)  # type: ignore[arg-type]
-        error = answer.get("error")
-        if error is None:
-            return answer["result"]
-        data = error.get("data")
-        if isinstance(data, dict):  # some nodes wrap it
-            data = data.get("data")
-        if fn is not None and (isinstance(data, str) or "revert" in str(error.get("message", "")).lower()):
-            raise self._decoder.decode(data if isinstance(data, str) else None, self._name(fn))
-        raise Web3RPCError(f"{method}: {error.get('message', error)}", rpc_response=answer)
+        return rpc(self.w3, method, params, self._decoder if fn is not None else None, self._name(fn) if fn else "")
 
     def _call_params(self, fn: ContractFunction, value: int) -> dict[str, Any]:
         return {"from": self.address, "to": fn.address, "data": fn._encode_transaction_data(), "value": hex(value)}
