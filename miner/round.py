@@ -9,7 +9,6 @@ derives the same proposal and its hash.
 from __future__ import annotations
 
 import logging
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +18,7 @@ import torch
 
 from fedledger.chain import FedLedger, Proposal, bitmap
 from fedledger.chain.types import REP_SCALE
+from fedledger.lru import SizedLRU
 from fedledger.models import StateDict
 from fedledger.storage import StorageError, Store, compute_cid
 from fedledger.task import TaskConfig
@@ -58,29 +58,18 @@ class _ParsedWeights:
     as they share one verified-bytes cache (`CachingStore`). Callers get their own copies."""
 
     def __init__(self, max_bytes: int = 128 * 1024 * 1024) -> None:
-        self.max_bytes, self._size = max_bytes, 0
-        self._items: OrderedDict[tuple[str, bytes], tuple[StateDict, WeightsMeta, int]] = OrderedDict()
-        self._lock = threading.Lock()
+        self._lru = SizedLRU(max_bytes)
 
     def get(self, cid: str, digest: bytes) -> tuple[StateDict, WeightsMeta] | None:
-        with self._lock:
-            hit = self._items.get((cid, digest))
-            if hit is None:
-                return None
-            self._items.move_to_end((cid, digest))
-        weights, meta, _ = hit
+        hit = self._lru.get((cid, digest))
+        if hit is None:
+            return None
+        weights, meta = hit
         return OrderedDict((k, v.clone()) for k, v in weights.items()), meta
 
     def put(self, cid: str, digest: bytes, weights: StateDict, meta: WeightsMeta) -> None:
         size = sum(v.numel() * v.element_size() for v in weights.values())
-        with self._lock:
-            if (cid, digest) in self._items or size > self.max_bytes:
-                return
-            self._items[(cid, digest)] = (OrderedDict((k, v.clone()) for k, v in weights.items()), meta, size)
-            self._size += size
-            while self._size > self.max_bytes:
-                _, (_, _, old) = self._items.popitem(last=False)
-                self._size -= old
+        self._lru.put((cid, digest), (OrderedDict((k, v.clone()) for k, v in weights.items()), meta), size)
 
 
 _parsed = _ParsedWeights()
@@ -90,19 +79,14 @@ def fetch_weights(store: Store, cid: str, digest: bytes, expected: dict[str, Any
     """Bytes from storage (checked against the CID), the on-chain digest, then the safetensors
     checks (names, shapes, dtypes, finite values). Never unpickles."""
     hit = _parsed.get(cid, digest)
-    if hit is not None:
-        try:
-            check(hit[0], expected)
-        except WeightsError as exc:
-            raise BadInput(f"weights {cid}: {exc}") from None
-        return hit
-    weights, meta = _fetch_weights(store, cid, digest)
-    _parsed.put(cid, digest, weights, meta)
+    if hit is None:
+        hit = _fetch_weights(store, cid, digest)
+        _parsed.put(cid, digest, *hit)
     try:
-        check(weights, expected)
+        check(hit[0], expected)
     except WeightsError as exc:
         raise BadInput(f"weights {cid}: {exc}") from None
-    return weights, meta
+    return hit
 
 
 def _fetch_weights(store: Store, cid: str, digest: bytes) -> tuple[StateDict, WeightsMeta]:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import abc
-import threading
-from collections import OrderedDict
 
+from fedledger.lru import SizedLRU
 from fedledger.storage.cid import CID, build_dag, parse_cid
 from fedledger.storage.errors import ContentMismatch
 
@@ -44,36 +43,21 @@ class CachingStore(Store):
     def __init__(self, inner: Store, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.inner, self.max_bytes = inner, max_bytes
         self.cid_version = inner.cid_version
-        self._cache: OrderedDict[str, bytes] = OrderedDict()
-        self._size = 0
-        self._lock = threading.Lock()
+        self._cache = SizedLRU(max_bytes)
 
     def __repr__(self) -> str:
         return f"CachingStore({self.inner!r})"
 
-    def _keep(self, cid: str, data: bytes) -> None:
-        with self._lock:
-            if cid in self._cache or len(data) > self.max_bytes:
-                return
-            self._cache[cid] = data
-            self._size += len(data)
-            while self._size > self.max_bytes:
-                _, old = self._cache.popitem(last=False)
-                self._size -= len(old)
-
     def put(self, data: bytes, *, pin: bool = True) -> str:
         cid = self.inner.put(data, pin=pin)
-        self._keep(cid, bytes(data))
+        self._cache.put(cid, bytes(data), len(data))
         return cid
 
     def get(self, cid: str) -> bytes:
-        with self._lock:
-            data = self._cache.get(cid)
-            if data is not None:
-                self._cache.move_to_end(cid)
-                return data
-        data = self.inner.get(cid)  # verified against the CID by the backend
-        self._keep(cid, data)
+        data = self._cache.get(cid)
+        if data is None:
+            data = self.inner.get(cid)  # verified against the CID by the backend
+            self._cache.put(cid, data, len(data))
         return data
 
     def pin(self, cid: str) -> None:
