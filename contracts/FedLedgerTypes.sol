@@ -19,7 +19,7 @@ enum TaskStatus {
 enum Phase {
     None,
     Train, // selected data owners train and submit their models
-    Commit, // submitters commit to their peer-validation score vectors
+    Commit, // submitters commit to their peer-validation score vectors (if the task validates)
     Reveal, // ... and reveal them
     Aggregate, // the committee proposes and votes on the aggregate
     Finalised, // > quorum of the committee agreed: new global model recorded
@@ -62,6 +62,7 @@ struct Mechanism {
     uint16 clientShareBps; // share of the round reward split among accepted clients
     uint16 winnerShareBps; // bonus of the round winner
     uint16 committeeShareBps; // split among the committee members who voted for the result
+    bool peerValidation; // submitters score each other (commit, reveal); false: train -> aggregate
 }
 
 /// @notice A committee's result for one round. Client indexes are registration order.

@@ -7,10 +7,10 @@ import {Phase, Proposal, TaskStatus} from "./FedLedgerTypes.sol";
 
 /// @title The round protocol: train -> commit -> reveal -> aggregate -> finalise.
 /// @notice Round r opens with its selection and committee fixed; selected clients submit models,
-/// submitters commit then reveal peer-validation scores, committee members vote on a proposal
-/// and the round is finalised when the votes for one proposal reach the quorum. A phase closes
-/// when every expected party has acted, or at its deadline through `advance`, which anyone may
-/// call, so a crashed party never stalls the task.
+/// submitters commit then reveal peer-validation scores (if the task asks for peer validation),
+/// committee members vote on a proposal and the round is finalised when the votes for one
+/// proposal reach the quorum. A phase closes when every expected party has acted, or at its
+/// deadline through `advance`, which anyone may call, so a crashed party never stalls the task.
 abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// @dev Bit 127 of `revealed` is always set, so that slot is never written from zero.
     uint128 private constant _SENTINEL = uint128(1) << 127;
@@ -249,8 +249,8 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
         if (uint256(votes) * 10000 >= committee.length * t.mech.quorumBps) _finalise(taskId, round, t, r, p, h);
     }
 
-    /// @notice Close the current phase after its deadline: train -> commit (or failed if nobody
-    /// submitted), commit -> reveal (or aggregate if nobody committed), reveal -> aggregate,
+    /// @notice Close the current phase after its deadline: train -> commit (aggregate when the
+    /// task has no peer validation; failed if nobody submitted), commit -> reveal (or aggregate if nobody committed), reveal -> aggregate,
     /// aggregate -> failed (no quorum; the previous global model is kept and the next round opens).
     /// @param taskId The task.
     function advance(uint256 taskId) external {
@@ -371,8 +371,13 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     function _closeTrain(uint256 taskId, uint32 round, Task storage t, Round storage r) private {
         uint128 submitted = r.selected & ~r.pending;
         r.submitted = submitted;
-        r.pending = submitted;
-        _setPhase(taskId, round, r, Phase.Commit, t.spec.commitDuration);
+        if (t.mech.peerValidation) {
+            r.pending = submitted;
+            _setPhase(taskId, round, r, Phase.Commit, t.spec.commitDuration);
+        } else {
+            r.pending = 0; // late submitters (closed by `advance`) are no longer expected
+            _setPhase(taskId, round, r, Phase.Aggregate, t.spec.aggregateDuration);
+        }
     }
 
     function _closeCommit(uint256 taskId, uint32 round, Task storage t, Round storage r) private {

@@ -8,10 +8,13 @@ from fedledger.models import create_model, get_weights
 from fedledger.storage import Store
 from fedledger.task import TaskConfig
 from fedledger.weights import WeightsMeta, dumps, sha256_hex
+from miner.round import defence_from
 
 
 def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:
     """Upload the seeded initial model and publish the task; returns the task id."""
+    if not cfg.peer_validation and "peer_scores" in defence_from(cfg, cfg.clients).needs:
+        raise ValueError(f"defence {cfg.defence!r} reads the peer-validation scores: set peer_validation = true")
     ds = cfg.data()
     model = create_model(cfg.model, seed=cfg.seed, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
     meta = WeightsMeta(model_spec=cfg.model_spec(), task="initial", round=0, producer=ledger.sender)

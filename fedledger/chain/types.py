@@ -84,6 +84,7 @@ class Mechanism:
     client_share_bps: int = 6000
     winner_share_bps: int = 2000
     committee_share_bps: int = 2000
+    peer_validation: bool = True  # submitters score each other (commit, reveal); off: train -> aggregate
 
     def to_abi(self) -> tuple[Any, ...]:
         return tuple(list(v) if isinstance(v, tuple) else v for v in astuple(self))

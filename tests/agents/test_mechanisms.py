@@ -5,6 +5,7 @@ from pathlib import Path
 from client.agent import ClientAgent
 from fedledger.chain import Phase, TaskStatus, bits, devnet_account
 from fedledger.storage import open_store
+from fedledger.requester import publish
 from tests.agents.harness import CLIENT0, drive, small_task, start
 
 
@@ -74,3 +75,29 @@ def test_trust_root_stops_a_backdoor_majority_on_chain_and_the_audit_agrees(devn
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert audit.returncode == 0, audit.stderr
+
+
+def test_a_task_without_peer_validation_skips_commit_and_reveal_and_still_audits(devnet, w3, deployed, tmp_path: Path):
+    import pytest
+
+    from miner.round import compute_round
+
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    tasks_before = fl.task_count()
+    with pytest.raises(ValueError, match="peer_validation"):
+        publish(fl, store, small_task(defence="bpcv-fl", peer_validation=False))  # it needs the scores
+    assert fl.task_count() == tasks_before  # refused before anything went on chain
+    cfg = small_task(clients=4, min_clients=4, rounds=1, defence="bvfb", local_steps=0, local_epochs=1,
+                     peer_validation=False)  # fmt: skip
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(3,))
+    clients[3] = ClientAgent(fl.as_account(devnet_account(CLIENT0 + 3)), store, task_id, 3, attack="label-flip")
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    ri = fl.round_info(task_id, 1)
+    assert ri.phase == Phase.FINALISED and ri.committed == 0 and ri.revealed == 0
+    assert fl.events("ScoresCommitted", taskId=task_id) == []
+    phases = [Phase(e["phase"]) for e in fl.events("PhaseChanged", taskId=task_id)]
+    assert phases == [Phase.TRAIN, Phase.AGGREGATE, Phase.FINALISED]
+    assert _owner_bits(fl, task_id, ri.accepted, clients) == {0, 1, 2}  # BVFB needs no peer scores
+    recorded = fl.proposals(task_id, 1)[ri.result]
+    assert compute_round(fl, store, task_id, 1).proposal == recorded  # what `audit` checks

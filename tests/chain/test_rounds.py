@@ -223,3 +223,28 @@ def test_a_failed_round_opens_the_next_with_the_same_selection(fl):
     other, _ = fl.publish_task(spec(), Mechanism())
     with pytest.raises(ContractRevert, match="WrongTaskStatus"):
         fl.advance(other)  # not started
+
+
+def test_without_peer_validation_a_round_goes_from_train_to_aggregate(fl):
+    task = running_task(fl, n_clients=3, rounds=2, mech_kw={"peer_validation": False})
+    t = task.task_id
+    assert fl.task_mechanism(t).peer_validation is False
+    task.submit_all(1)
+    info = fl.round_info(t, 1)
+    assert info.phase == Phase.AGGREGATE and info.submitted == 0b111 and info.committed == 0
+    with pytest.raises(ContractRevert, match="WrongPhase"):
+        task.commit_all(1, who=[0])  # no commit phase in such a task
+    task.miners[0].propose(t, 1, proposal(task))
+    assert fl.round_info(t, 1).phase == Phase.FINALISED
+    assert fl.revealed_scores(t, 1) == {}
+
+    # the train deadline closes round 2 with the late owner left out, straight to aggregate
+    task.submit_all(2, who=[0, 2])
+    increase_time(fl.w3, 601)
+    fl.advance(t)
+    info = fl.round_info(t, 2)
+    assert info.phase == Phase.AGGREGATE and info.submitted == 0b101
+    with pytest.raises(ContractRevert, match="WrongPhase"):
+        task.submit_all(2, who=[1])  # too late
+    task.miners[0].propose(t, 2, proposal(task, accepted=0b101))
+    assert fl.round_info(t, 2).phase == Phase.FINALISED and fl.task_info(t)["status"] == TaskStatus.FINISHED
