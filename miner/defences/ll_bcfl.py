@@ -54,7 +54,10 @@ class LLBCFL(Defence):
         for i in ids:
             prev = reputation.get(i, self.initial_reputation)
             reputation[i] = self.w4 * (accs[i] if i in accepted else 0.0) + self.w5 * prev
-        ranked = sorted(reputation, key=lambda i: (-reputation[i], i))
+        # Candidates are all known clients: a standby client without a reputation yet competes
+        # with ``initial_reputation`` (else only the first round's selection could ever be chosen).
+        candidates = {i: reputation.get(i, self.initial_reputation) for i in (*reputation, *context.standby)}
+        ranked = sorted(candidates, key=lambda i: (-candidates[i], i))
         selection = sorted(ranked if self.top_n is None else ranked[: self.top_n])
         return fedavg_decision(
             ids, X, n, accepted, accs, context,
