@@ -7,8 +7,9 @@ clients and model size, and whole rounds through chain + IPFS vs number of clien
    `miner.round.fetch_weights` does after the storage read) and each defence's `aggregate` alone.
    Client models are the initial model plus N(0, 0.01^2) noise (timing does not depend on values).
 2. Rounds on the full stack: `simulate` with n clients, 1 round, a fresh anvil and a real js-ipfs
-   daemon, 3 committee miners; wall time, phases, gas per client. The contract caps a task at
-   127 data owners (one bitmap word).
+   daemon, 3 committee miners; wall time, phases, gas per client. Every owner validates every
+   peer (n^2 evaluations), and the largest n runs again with each model scored by 5 sampled
+   peers. The contract caps a task at 127 data owners (one bitmap word).
 
 Run: `python -m benchmarks.performance [--full] [--chain-clients 10,100] [--tag NAME]`; writes
 docs/results/performance-<tag>.md/.png/.json.
@@ -103,26 +104,32 @@ def _timed(fn: Any, repeats: int) -> float:
     return statistics.median(times)
 
 
+SAMPLED_VALIDATORS = 5  # the largest federation is run again with each model scored by 5 sampled peers
+
+
 def chain_rounds(clients: Sequence[int], bar: Any, storage: str = "ipfs") -> list[dict[str, Any]]:
-    """One round of `simulate` per client count (fresh devnet and daemon each)."""
+    """One round of `simulate` per client count (fresh devnet and daemon each), every owner
+    validating every peer; then the largest count again with sampled validation."""
     rows = []
-    for n in clients:
-        bar.note(f"full stack: {n} clients, 1 round")
+    runs = [(n, 0) for n in clients] + ([(max(clients), SAMPLED_VALIDATORS)] if clients else [])
+    for n, k in runs:
+        bar.note(f"full stack: {n} clients, 1 round, {k or 'all'} validators per model")
         # Phase deadlines only bound crashed parties (a healthy phase closes as soon as everyone
         # acted): at 100 owners the commit phase (n^2 peer validations) outlasts the default 120 s.
-        task = TaskConfig(clients=n, min_clients=n, rounds=1, defence="bvfb", committee_size=3,
+        task = TaskConfig(clients=n, min_clients=n, rounds=1, defence="bvfb", committee_size=3, peer_validators=k,
                           train_s=3600, commit_s=3600, reveal_s=3600, aggregate_s=3600)  # fmt: skip
         t0 = time.perf_counter()
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 rep = simulate(SimConfig(task=task, miners=3, storage=storage, out_dir=Path(tmp), timeout=3600))
         except Exception as exc:  # noqa: BLE001 - record the failure, keep the other rows
-            rows.append({"clients": n, "wall": time.perf_counter() - t0, "error": f"{type(exc).__name__}: {exc}"})
+            rows.append({"clients": n, "validators": k, "wall": time.perf_counter() - t0,
+                         "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
             bar.advance(1, f"full stack {n} clients failed")
             continue
         wall = time.perf_counter() - t0
         r = rep.rounds[0]
-        rows.append({"clients": n, "wall": wall, "round_seconds": r.seconds, "phase_seconds": r.phase_seconds,
+        rows.append({"clients": n, "validators": k, "wall": wall, "round_seconds": r.seconds, "phase_seconds": r.phase_seconds,
                      "status": r.status, "accuracy": r.accuracy, "gas_per_client_round": rep.gas_per_client_round,
                      "gas_total": rep.gas_total, "gas_by_function": rep.gas_by_function})  # fmt: skip
         bar.advance(1, f"full stack {n} clients: {wall:.0f} s")
@@ -168,28 +175,41 @@ def report(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seq
             "finalisation (the simulation report's round time); `wall s` is the whole run: anvil and daemon start, "
             "deployment, publishing, registration, the round, withdrawals and the gas scan.",
             "",
-            "| clients | status | wall s | round s | train s | commit s | reveal s | aggregate s | gas per client | gas total | accuracy |",
-            "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+            "| clients | validators per model | status | wall s | round s | train s | commit s | reveal s | aggregate s | gas per client | gas total | accuracy |",
+            "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in chain:
             if "error" in r:
-                lines.append(f"| {r['clients']} | **failed** after {r['wall']:.0f} s: {r['error'][:160]} |" + " |" * 9)
+                lines.append(f"| {r['clients']} | {_validators(r)} | **failed** after {r['wall']:.0f} s: "
+                             f"{r['error'][:160]} |" + " |" * 9)  # fmt: skip
                 continue
             ph = r["phase_seconds"]
             lines.append(
-                f"| {r['clients']} | {r['status']} | {r['wall']:.0f} | {r['round_seconds']:.0f} | "
+                f"| {r['clients']} | {_validators(r)} | {r['status']} | {r['wall']:.0f} | {r['round_seconds']:.0f} | "
                 + " | ".join(f"{ph.get(p, 0.0):.1f}" for p in ("train", "commit", "reveal", "aggregate"))
                 + f" | {r['gas_per_client_round']:,.0f} | {r['gas_total']:,} | {r['accuracy']:.4f} |"
             )  # fmt: skip
-        ok = [r for r in chain if "error" not in r]
+        ok = [r for r in chain if "error" not in r and not r.get("validators")]
+        sampled = [r for r in chain if "error" not in r and r.get("validators")]
         if len(ok) > 1:
             a, b = ok[0], ok[-1]
             lines += ["", f"From {a['clients']} to {b['clients']} clients (x{b['clients'] / a['clients']:.0f}): round time "
                       f"x{b['round_seconds'] / a['round_seconds']:.1f}; commit phase (every owner validates every peer: "
                       f"n^2 model fetches) x{b['phase_seconds'].get('commit', 0) / max(a['phase_seconds'].get('commit', 0), 1e-9):.1f}; "
                       f"gas per client x{b['gas_per_client_round'] / a['gas_per_client_round']:.2f}."]  # fmt: skip
+        for r in sampled:
+            full = next((o for o in ok if o["clients"] == r["clients"]), None)
+            if full is not None:
+                lines += ["", f"{r['clients']} clients with each model scored by {r['validators']} sampled peers instead of "
+                          f"all {r['clients'] - 1}: commit phase {full['phase_seconds'].get('commit', 0):.1f} -> "
+                          f"{r['phase_seconds'].get('commit', 0):.1f} s, round {full['round_seconds']:.0f} -> "
+                          f"{r['round_seconds']:.0f} s."]  # fmt: skip
     lines += ["", f"Plot: `performance-{tag}.png`."]
     return lines
+
+
+def _validators(row: dict[str, Any]) -> str:
+    return f"{row['validators']} sampled" if row.get("validators") else f"all ({row['clients'] - 1})"
 
 
 def plot(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Sequence[str], path: Path) -> None:
@@ -215,11 +235,11 @@ def plot(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seque
         ax.legend(fontsize=7)
     if chain:
         ax = axes[0][-1]
-        xs = [r["clients"] for r in chain]
+        xs = [f"{r['clients']}" + (f"\n{r['validators']} val." if r.get("validators") else "") for r in chain]
         bottom = [0.0] * len(chain)
         for p in ("train", "commit", "reveal", "aggregate"):
             vals = [r["phase_seconds"].get(p, 0.0) for r in chain]
-            ax.bar([str(x) for x in xs], vals, bottom=bottom, label=p)
+            ax.bar(xs, vals, bottom=bottom, label=p)
             bottom = [b + v for b, v in zip(bottom, vals)]
         ax.set_title("one round on chain + IPFS, by phase")
         ax.set_xlabel("clients")
@@ -241,7 +261,7 @@ def run(*, full: bool = False, clients: Sequence[int] | None = None, models: Seq
     repeats = 3 if full else 1
     tag = tag or ("full" if full else "quick")
     t0 = time.perf_counter()
-    total = len(models) * len(clients) * (len(DEFENCES) + 1) + len(chain_clients)
+    total = len(models) * len(clients) * (len(DEFENCES) + 1) + len(chain_clients) + bool(chain_clients)
     with progress_bar(f"performance ({tag})", total) as bar:
         ver = verification(models, clients, DEFENCES, repeats, bar)
         chain = chain_rounds(chain_clients, bar, storage)

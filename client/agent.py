@@ -25,8 +25,10 @@ from client.attacks import Attack, create_attack
 from client.behaviour import behaviour_model
 from client.dp import create_accountant
 from client.training import account_past_rounds, train_local
-from client.validation import peer_score
-from fedledger.chain import ContractRevert, FedLedger, Phase, TaskStatus, TransactionFailed, encode_scores, score_commitment
+from client.validation import peer_score, validation_targets
+from fedledger.chain import (
+    ContractRevert, FedLedger, Phase, RoundInfo, TaskStatus, TransactionFailed, bits, encode_scores, score_commitment,
+)  # fmt: skip
 from fedledger.models import StateDict, create_model
 from fedledger.storage import Store
 from fedledger.weights import WeightsMeta, dumps, sha256_hex
@@ -114,10 +116,10 @@ class ClientAgent:
         if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.submitted & bit:
             return self.train_and_submit(r) if self._may_train(r, ri) else "idle"
         if ri.phase == Phase.COMMIT and ri.submitted & bit and not ri.committed & bit:
-            self.ledger.commit_scores(self.task_id, r, self._commitment(r, ri.n_clients))
+            self.ledger.commit_scores(self.task_id, r, self._commitment(r, ri))
             return f"committed r{r}"
         if ri.phase == Phase.REVEAL and ri.committed & bit and not ri.revealed & bit:
-            self.ledger.reveal_scores(self.task_id, r, self._scores_for(r, ri.n_clients), self._salt(r))
+            self.ledger.reveal_scores(self.task_id, r, self._scores_for(r, ri), self._salt(r))
             return f"revealed r{r}"
         return "idle"
 
@@ -173,13 +175,16 @@ class ClientAgent:
             out.append(OrderedDict((key, w[key] - global_w[key]) for key in global_w))
         return out
 
-    def _scores_for(self, r: int, n_clients: int) -> bytes:
-        """Validate every peer's model on this owner's held-out data (bps); 0 for unusable models."""
+    def _scores_for(self, r: int, ri: RoundInfo) -> bytes:
+        """Validate the peers' models this owner is to score (every peer, or those the round seed
+        assigns) on its held-out data (bps); 0 for unusable models and for peers not assigned."""
         if r in self._scores:
             return self._scores[r]
+        subs = self.ledger.submissions(self.task_id, r)
+        targets = validation_targets(bits(ri.submitted), self.cfg.peer_validators, ri.seed).get(self._index, [])
         scores = {}
-        for s in self.ledger.submissions(self.task_id, r):
-            if s.index == self.k:
+        for s in subs:
+            if s.index not in targets:
                 continue
             try:
                 w, _ = fetch_weights(self.store, s.weights_cid, s.digest, expected=dict(self.model.state_dict()))
@@ -187,8 +192,8 @@ class ClientAgent:
             except BadInput as exc:
                 log.info("client %d: peer %d unusable in round %d: %s", self.k, s.index, r, exc)
                 scores[s.index] = 0
-        scores = self.attack.poison_scores(scores, self_id=self.k, accomplices=set(self.accomplices))
-        packed = encode_scores([scores.get(i, 0) for i in range(n_clients)])
+        scores = self.attack.poison_scores(scores, self_id=self._index, accomplices=set(self.accomplices))
+        packed = encode_scores([scores.get(i, 0) for i in range(ri.n_clients)])
         self._scores[r] = packed
         return packed
 
@@ -197,5 +202,5 @@ class ClientAgent:
         msg = encode_defunct(text=f"fedledger score salt: task {self.task_id} round {r}")
         return keccak(self.ledger.account.sign_message(msg).signature)  # type: ignore[union-attr]
 
-    def _commitment(self, r: int, n_clients: int) -> bytes:
-        return score_commitment(self.task_id, r, self.address, self._scores_for(r, n_clients), self._salt(r))
+    def _commitment(self, r: int, ri: RoundInfo) -> bytes:
+        return score_commitment(self.task_id, r, self.address, self._scores_for(r, ri), self._salt(r))

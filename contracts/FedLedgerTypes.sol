@@ -63,6 +63,7 @@ struct Mechanism {
     uint16 winnerShareBps; // bonus of the round winner
     uint16 committeeShareBps; // split among the committee members who voted for the result
     bool peerValidation; // submitters score each other (commit, reveal); false: train -> aggregate
+    uint16 peerValidators; // peers that score each model, drawn from the round seed (0: every peer)
 }
 
 /// @notice A committee's result for one round. Client indexes are registration order.

@@ -175,6 +175,7 @@ def simulate(
     miners: Annotated[int, typer.Option(help="miners that stake")] = 3,
     committee: Annotated[int, typer.Option(help="committee size per round")] = 3,
     peer_validation: Annotated[bool, typer.Option(help="owners score each other's models (commit, reveal)")] = True,
+    peer_validators: Annotated[int, typer.Option(help="peers that score each model, drawn per round (0: every peer)")] = 0,
     dp: Annotated[str, typer.Option(help="none, laplace or gaussian")] = "none",
     epsilon: Annotated[float, typer.Option(help="Laplace epsilon per step")] = 10.0,
     local_epochs: Annotated[int, typer.Option()] = 5,
@@ -200,8 +201,8 @@ def simulate(
     else:
         task = TaskConfig(
             model=model, dataset=dataset, clients=clients, min_clients=clients, rounds=rounds, defence=defence,
-            committee_size=committee, peer_validation=peer_validation, dp=dp, epsilon=epsilon,
-            local_epochs=local_epochs, partition=partition, alpha=alpha, seed=seed,
+            committee_size=committee, peer_validation=peer_validation, peer_validators=peer_validators, dp=dp,
+            epsilon=epsilon, local_epochs=local_epochs, partition=partition, alpha=alpha, seed=seed,
             # agents in one process act one after another: give each phase time for all of them
             train_s=max(600, 30 * clients), commit_s=max(120, 3 * clients), reveal_s=max(120, 2 * clients),
             aggregate_s=max(600, 10 * clients),

@@ -13,6 +13,7 @@ FLTrust's root dataset) and a disjoint *evaluation part* on which the reported a
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import time
@@ -28,7 +29,7 @@ from client.attacks import Attack, create_attack
 from client.behaviour import behaviour_model
 from client.dp import DPConfig, create_accountant
 from client.training import TrainConfig, train_local
-from client.validation import score_vector
+from client.validation import score_vector, validation_targets
 from fedledger.data import ClientData, client_data, load_dataset
 from fedledger.metrics import attack_success_rate, detection, evaluate
 from fedledger.models import StateDict, create_model, get_weights
@@ -66,6 +67,7 @@ class ExperimentConfig:
     max_grad_norm: float = 1.0
     delta: float = 1e-5
     select: int | None = None
+    peer_validators: int = 0  # mutual validation: each model scored by this many sampled peers (0: all)
     miner_test_size: int = 2000
     root_size: int = 100
     seed: int = 0
@@ -263,8 +265,10 @@ def run_experiment(
 
         peer_scores: dict[int, dict[int, int]] = {}
         if needs_peer:
+            round_seed = hashlib.sha256(f"experiment {cfg.seed} round {r}".encode()).digest()
+            targets = validation_targets(participants, cfg.peer_validators, round_seed)
             for v in participants:
-                s = score_vector(model, weights, data[v].x_val, data[v].y_val, self_id=v)
+                s = score_vector(model, {t: weights[t] for t in targets[v]}, data[v].x_val, data[v].y_val, self_id=v)
                 if v in mal_set:
                     s = attack.poison_scores(s, self_id=v, accomplices=mal_set)
                 peer_scores[v] = s

@@ -54,6 +54,7 @@ def experiment(
     prune: Annotated[float, typer.Option(help="fraction of each update pruned by magnitude")] = 0.0,
     val_fraction: Annotated[float, typer.Option(help="share of each client's data held out for validation")] = 0.1,
     select: Annotated[int | None, typer.Option(help="clients per round (LL-BCFL top-N, BPCV-FL)")] = None,
+    peer_validators: Annotated[int, typer.Option(help="BPCV-FL: peers that score each model (0: every peer)")] = 0,
     theta: Annotated[float | None, typer.Option(help="BVFB threshold (default 0.6)")] = None,
     attack_arg: Annotated[list[str] | None, typer.Option("--attack-arg", help="attack option KEY=VALUE (repeatable)")] = None,
     defence_arg: Annotated[list[str] | None, typer.Option("--defence-arg", help="defence option KEY=VALUE (repeatable)")] = None,
@@ -80,7 +81,8 @@ def experiment(
         attack_kwargs=parse_kv(attack_arg), defence=defence, defence_kwargs=defence_kwargs,
         rounds=rounds, lr=lr, batch_size=batch_size, local_epochs=local_epochs, local_steps=local_steps,
         prune_ratio=prune, partition=partition, alpha=alpha, dp=dp, epsilon=epsilon,
-        noise_multiplier=sigma, max_grad_norm=clip, select=select, val_fraction=val_fraction, seed=seed, data_path=data_path,
+        noise_multiplier=sigma, max_grad_norm=clip, select=select, peer_validators=peer_validators,
+        val_fraction=val_fraction, seed=seed, data_path=data_path,
     )
     console = Console()
     table = Table(title=f"{dataset}/{model} {clients} clients, {malicious:.0%} {attack}, defence {defence}")

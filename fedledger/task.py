@@ -68,6 +68,7 @@ class TaskConfig:
     winner_share: float = 0.2
     committee_share: float = 0.2
     peer_validation: bool = True  # owners score each other's models (commit, reveal); BPCV-FL needs it
+    peer_validators: int = 0  # each model scored by this many sampled peers (0: by every peer)
     dp: str = "none"  # none | laplace | gaussian
     epsilon: float = 10.0
     clip: float = 1.0
@@ -132,6 +133,7 @@ class TaskConfig:
             rep_eval_bps=_bps(self.rep_eval), rep_prev_bps=_bps(self.rep_prev), self_weights=self.self_weights,
             client_share_bps=_bps(self.client_share), winner_share_bps=_bps(self.winner_share),
             committee_share_bps=_bps(self.committee_share), peer_validation=self.peer_validation,
+            peer_validators=self.peer_validators,
         )  # fmt: skip
         return spec, mech
 
@@ -157,7 +159,7 @@ class TaskConfig:
             rep_eval=mech.rep_eval_bps / 10000, rep_prev=mech.rep_prev_bps / 10000,
             self_weights=tuple(mech.self_weights), client_share=mech.client_share_bps / 10000,
             winner_share=mech.winner_share_bps / 10000, committee_share=mech.committee_share_bps / 10000,
-            peer_validation=bool(mech.peer_validation), dp=dp_name, epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
+            peer_validation=bool(mech.peer_validation), peer_validators=mech.peer_validators, dp=dp_name, epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
             noise_multiplier=mech.dp_noise_milli / 1000, test_size=int(tq.get("size", 0)), root_size=int(tq["root"]),
             test_pool=pool, test_registry=tq.get("registry", ""),
         )  # fmt: skip

@@ -16,7 +16,8 @@ from urllib.parse import parse_qsl
 
 import torch
 
-from fedledger.chain import FedLedger, Proposal, bitmap
+from client.validation import validation_targets
+from fedledger.chain import FedLedger, Proposal, bitmap, bits
 from fedledger.chain.types import REP_SCALE
 from fedledger.lru import SizedLRU
 from fedledger.models import StateDict
@@ -223,7 +224,10 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     reputation = {i: reps_before[i] / REP_SCALE for i in range(n_clients)}
     revealed = ledger.revealed_scores(task_id, round_)
     ok = set(participants)
-    peer_scores = {v: {t: s[t] for t in ok if t != v and t < len(s)} for v, s in revealed.items() if v in ok}
+    # only the scores each validator was assigned (every peer, or those the round seed drew)
+    targets = validation_targets(bits(info.submitted), cfg.peer_validators, info.seed)
+    peer_scores = {v: {t: s[t] for t in targets.get(v, []) if t in ok and t < len(s)}
+                   for v, s in revealed.items() if v in ok}  # fmt: skip
     # Only owners registered when the round opened count: a registration during the aggregate
     # phase must not make two committee members (or a later audit) see different sets.
     standby = [i for i in range(n_clients) if not info.selected >> i & 1]  # registration order: most timely first

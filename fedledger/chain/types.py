@@ -85,6 +85,7 @@ class Mechanism:
     winner_share_bps: int = 2000
     committee_share_bps: int = 2000
     peer_validation: bool = True  # submitters score each other (commit, reveal); off: train -> aggregate
+    peer_validators: int = 0  # peers that score each model, drawn from the round seed (0: every peer)
 
     def to_abi(self) -> tuple[Any, ...]:
         return tuple(list(v) if isinstance(v, tuple) else v for v in astuple(self))

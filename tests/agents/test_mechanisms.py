@@ -101,3 +101,27 @@ def test_a_task_without_peer_validation_skips_commit_and_reveal_and_still_audits
     assert _owner_bits(fl, task_id, ri.accepted, clients) == {0, 1, 2}  # BVFB needs no peer scores
     recorded = fl.proposals(task_id, 1)[ri.result]
     assert compute_round(fl, store, task_id, 1).proposal == recorded  # what `audit` checks
+
+
+def test_sampled_peer_validation_scores_each_model_by_k_peers_drawn_from_the_round_seed(devnet, w3, deployed, tmp_path: Path):
+    from client.validation import validation_targets
+    from miner.round import compute_round
+
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    cfg = small_task(clients=5, min_clients=5, rounds=1, defence="bpcv-fl", local_steps=0, local_epochs=1,
+                     peer_validators=2)  # fmt: skip
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(4,))
+    clients[4] = ClientAgent(fl.as_account(devnet_account(CLIENT0 + 4)), store, task_id, 4, attack="label-flip")
+    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    ri = fl.round_info(task_id, 1)
+    assert ri.phase == Phase.FINALISED and fl.task_mechanism(task_id).peer_validators == 2
+    targets = validation_targets(bits(ri.submitted), 2, ri.seed)
+    revealed = fl.revealed_scores(task_id, 1)
+    assert set(revealed) == set(bits(ri.submitted))
+    for v, scores in revealed.items():  # each owner scored exactly its 2 assigned peers, nobody else
+        assert [t for t, s in enumerate(scores) if s > 0] == targets[v]
+    index = {a: i for i, a in enumerate(fl.clients(task_id))}
+    assert _owner_bits(fl, task_id, ri.accepted, clients) == {0, 1, 2, 3}  # its 2 validators sank the flipper
+    assert ri.winner - 1 != index[clients[4].address]
+    assert compute_round(fl, store, task_id, 1).proposal == fl.proposals(task_id, 1)[ri.result]  # the audit agrees

@@ -165,7 +165,7 @@ def test_bpcv_fl_quality_elimination_winner_standby():
     }
     ctx = Context(1, GLOBAL, peer_scores=peer, standby=[9, 7, 8])
     dec = create_defence("bpcv-fl").aggregate(ups, ctx)
-    assert dec.scores == {0: 28500.0, 1: 28000.0, 2: 26000.0, 3: 4500.0}
+    assert dec.scores == pytest.approx({0: 28500 / 3, 1: 28000 / 3, 2: 26000 / 3, 3: 4500 / 3})
     assert dec.state["eliminated"] == [3] and dec.state["winner"] == 0
     assert dec.accepted == [0, 1, 2] and dec.state["next_selection"] == [0, 1, 2, 9]
     win = create_defence("bpcv-fl", global_model="winner").aggregate(ups, ctx)
@@ -294,3 +294,28 @@ def test_trust_root_does_not_depend_on_the_key_order_of_loaded_weights():
                                                Context(1, rev(g), **ctx))  # fmt: skip
     assert a.metrics["confined_features"] == b.metrics["confined_features"] == 1
     assert a.accepted == b.accepted and all(torch.equal(a.global_update[k], b.global_update[k]) for k in g)
+
+
+def test_validation_targets_give_every_model_k_validators_from_the_seed():
+    from client.validation import validation_targets
+
+    ids = [0, 2, 3, 5, 7, 8, 9]
+    every = validation_targets(ids, 0, b"s")
+    assert every == {v: [t for t in ids if t != v] for v in ids}
+    assert validation_targets(ids, 6, b"s") == every  # k >= m - 1 is everyone
+    a = validation_targets(ids, 2, b"seed-a")
+    assert a == validation_targets(list(reversed(ids)), 2, b"seed-a")  # the set, not its order, counts
+    assert all(len(t) == 2 and v not in t for v, t in a.items())
+    scored_by = {t: [v for v in ids if t in a[v]] for t in ids}
+    assert all(len(vs) == 2 for vs in scored_by.values())  # exactly k validators per model
+    assert validation_targets(ids, 2, b"seed-b") != a  # another round seed, another draw
+
+
+def test_bpcv_fl_quality_is_fair_to_a_model_scored_by_fewer_peers():
+    ups = updates_from(_cluster(4, 0))
+    # validator 3 was only assigned 0 and 1 (sampled validation) or scored nothing of 2's
+    peer = {0: {1: 9000, 2: 9500, 3: 5000}, 1: {0: 9000, 2: 9500, 3: 5000}, 2: {0: 9000, 1: 9000, 3: 5000},
+            3: {0: 9000, 1: 9000}}  # fmt: skip
+    dec = create_defence("bpcv-fl").aggregate(ups, Context(1, GLOBAL, peer_scores=peer))
+    assert dec.state["winner"] == 2  # the summed rule would have ranked it below 0 and 1 (19000 < 27000)
+    assert dec.state["eliminated"] == [3]
