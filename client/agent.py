@@ -51,7 +51,7 @@ class ClientAgent:
         data_owner: int,
         *,
         attack: str | None = None,
-        accomplices: frozenset[int] = frozenset(),
+        accomplices: frozenset[str] = frozenset(),
         n_malicious: int = 1,
         dp: str | None = None,
     ) -> None:
@@ -61,7 +61,7 @@ class ClientAgent:
         data = self.cfg.client_data(data_owner)  # private: never leaves this agent
         self.attack: Attack = create_attack(attack)
         self.attack.setup(n_clients=self.cfg.clients, n_malicious=n_malicious)
-        self.accomplices = accomplices
+        self.accomplices = frozenset(a.lower() for a in accomplices)  # colluding owners' addresses
         gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + data_owner)
         self.x, self.y = self.attack.poison_data(data.x_train, data.y_train, gen)
         self.x_val, self.y_val = data.x_val, data.y_val
@@ -158,15 +158,23 @@ class ClientAgent:
         """Attacks that need the honest updates (ALIE, IPM) wait until the honest peers submitted."""
         if not self.attack.needs_honest_updates:
             return True
-        honest = [i for i in range(ri.n_clients) if ri.selected >> i & 1 and i not in self.accomplices and i != self.k]
+        mates = self._accomplice_indices()
+        honest = [i for i in range(ri.n_clients) if ri.selected >> i & 1 and i not in mates and i != self._index]
         done = {s.index for s in self.ledger.submissions(self.task_id, r)}
         late = time.time() > ri.deadline - self.cfg.train_s / 4
         return set(honest) <= done or late
 
+    def _accomplice_indices(self) -> set[int]:
+        """Chain indexes (registration order, which need not follow data-owner numbers) of the accomplices."""
+        if not self.accomplices:
+            return set()
+        return {i for i, a in enumerate(self.ledger.clients(self.task_id)) if a.lower() in self.accomplices}
+
     def _honest_updates(self, r: int, global_w: StateDict) -> list[StateDict]:
         out = []
+        mates = self._accomplice_indices()
         for s in self.ledger.submissions(self.task_id, r):
-            if s.index in self.accomplices or s.index == self.k:
+            if s.index in mates or s.index == self._index:
                 continue
             try:
                 w, _ = fetch_weights(self.store, s.weights_cid, s.digest, expected=None)
@@ -192,7 +200,7 @@ class ClientAgent:
             except BadInput as exc:
                 log.info("client %d: peer %d unusable in round %d: %s", self.k, s.index, r, exc)
                 scores[s.index] = 0
-        scores = self.attack.poison_scores(scores, self_id=self._index, accomplices=set(self.accomplices))
+        scores = self.attack.poison_scores(scores, self_id=self._index, accomplices=self._accomplice_indices())
         packed = encode_scores([scores.get(i, 0) for i in range(ri.n_clients)])
         self._scores[r] = packed
         return packed

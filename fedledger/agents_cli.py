@@ -124,7 +124,7 @@ def client_run(
     rpc: RpcOpt = None, manifest: ManifestOpt = None, store: StoreOpt = DEFAULT_STORE,
     key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
     attack: Annotated[Optional[str], typer.Option(help="simulate a malicious owner: label-flip, backdoor, ...")] = None,
-    accomplices: Annotated[str, typer.Option(help="comma-separated colluding owners (collusive attacks)")] = "",
+    accomplices: Annotated[str, typer.Option(help="comma-separated addresses of the colluding owners")] = "",
     dp: Annotated[Optional[str], typer.Option(help="override the task's GD-DP: none, laplace or gaussian")] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 24 * 3600,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
@@ -139,7 +139,7 @@ def client_run(
     torch.set_num_threads(1)
     _signer_given(key, keystore, account)
     ledger = _ledger(rpc, manifest, key, keystore, account)
-    mates = frozenset(int(a) for a in accomplices.split(",") if a.strip())
+    mates = frozenset(a.strip() for a in accomplices.split(",") if a.strip())
     agent = ClientAgent(ledger, open_store(store, timeout=5.0), task, data_owner, attack=attack, accomplices=mates,
                         n_malicious=max(1, len(mates)), dp=dp)  # fmt: skip
     console.print(f"data owner {data_owner} ({ledger.sender}) on task {task}")

@@ -129,14 +129,14 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         task = cfg.task
         task_id = publish(base, store, task)
         mal = malicious_ids(task.clients, cfg.malicious, task.seed)
-        accomplices = frozenset(mal)
+        accomplices = frozenset(devnet_account(CLIENT_ACCOUNT0 + k).address for k in mal)
 
         agents: list[Any] = [RequesterAgent(base, task_id)]
         for m in range(cfg.miners):
             agents.append(MinerAgent(base.as_account(devnet_account(MINER_ACCOUNT0 + m)), store, task_id))
         n_proc = task.clients if cfg.processes < 0 else min(cfg.processes, task.clients)
         for k in range(task.clients):
-            attack = cfg.attack if k in accomplices else None
+            attack = cfg.attack if k in mal else None
             if k < n_proc:
                 procs.append(_spawn_client(rpc, manifest_path, store_spec, task_id, k, attack, mal, out))
             else:
@@ -251,7 +251,8 @@ def _spawn_client(rpc: str, manifest: Path, store: str, task_id: int, k: int, at
     cmd = [sys.executable, "-m", "fedledger.cli", "client", "run", "--task", str(task_id), "--data-owner", str(k),
            "--rpc", rpc, "--manifest", str(manifest), "--store", store, "--account", str(CLIENT_ACCOUNT0 + k)]  # fmt: skip
     if attack:
-        cmd += ["--attack", attack, "--accomplices", ",".join(map(str, mal))]
+        mates = ",".join(devnet_account(CLIENT_ACCOUNT0 + m).address for m in mal)
+        cmd += ["--attack", attack, "--accomplices", mates]
     log_file = open(out / f"client-{k}.log", "wb")  # noqa: SIM115 - closed with the process
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(cmd, stdout=log_file, stderr=subprocess.STDOUT, env=env, start_new_session=True)

@@ -125,3 +125,24 @@ def test_sampled_peer_validation_scores_each_model_by_k_peers_drawn_from_the_rou
     assert _owner_bits(fl, task_id, ri.accepted, clients) == {0, 1, 2, 3}  # its 2 validators sank the flipper
     assert ri.winner - 1 != index[clients[4].address]
     assert compute_round(fl, store, task_id, 1).proposal == fl.proposals(task_id, 1)[ri.result]  # the audit agrees
+
+
+def test_colluders_find_each_other_by_address_whatever_the_registration_order(devnet, w3, deployed, tmp_path: Path):
+    fl, _ = deployed
+    store = open_store(f"embedded:{tmp_path / 'store'}")
+    cfg = small_task(clients=4, min_clients=4, rounds=1, defence="bpcv-fl", local_steps=5)
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(1, 3))
+    mates = frozenset(devnet_account(CLIENT0 + k).address for k in (1, 3))
+    for k in (1, 3):
+        clients[k] = ClientAgent(fl.as_account(devnet_account(CLIENT0 + k)), store, task_id, k, attack="collusive",
+                                 accomplices=mates, n_malicious=2)  # fmt: skip
+    order = [clients[k] for k in (3, 2, 1, 0)]  # owner 3 registers first: chain index 0
+    drive([req, *order, *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED)
+    index = {a: i for i, a in enumerate(fl.clients(task_id))}
+    idx = {k: index[c.address] for k, c in clients.items()}
+    assert idx[3] == 0 and idx[0] == 3
+    scores = fl.revealed_scores(task_id, 1)
+    for k, mate in ((1, 3), (3, 1)):
+        assert scores[idx[k]][idx[mate]] == 10_000  # vouches for its accomplice ...
+        assert scores[idx[k]][idx[0]] == scores[idx[k]][idx[2]] == 0  # ... and sinks the honest owners
+        assert scores[idx[k]][idx[k]] == 0  # never scores itself
