@@ -115,6 +115,12 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         f"{lap['iid']:.3g}, non-IID {lap['dirichlet']:.3g}; pure DP, basic composition). 'eps (last)' is the "
         "accountant's total for the most-spent client of the last round.",
         "",
+        "Changed since the first quick set (commit bdef837): (1) the `ll-bcfl` defence ranks all 100 clients for the "
+        "top-10 (a client without a reputation yet counts with the initial 0.5); before, only clients that already had "
+        "a reputation were candidates, so clients 0-9 trained in every round and the other 90 never did; (2) DP "
+        "calibrated to a total epsilon of 10 per client (before: Laplace epsilon 10 per step, 850 spent after 5 "
+        "rounds; Gaussian sigma 1 whatever the rounds).",
+        "",
         *curve_table(runs, label, rounds, show),
         "",
         "| run | clients that ever trained | accepted per round (mean) | rounds with nothing accepted |",
