@@ -45,19 +45,25 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
 
 @contextmanager
 def progress_bar(title: str, total: int) -> Iterator[Any]:
-    """A rich progress bar (rounds done / rounds total) that prints to stderr."""
+    """A rich progress bar (rounds done / rounds total) that prints to stderr; when stderr is not a
+    terminal (nohup, CI logs), where rich would draw only at the end, a plain line per step."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
     with Progress(
         TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-        TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=Console(stderr=True), transient=False,
+        TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=console, transient=False,
     ) as bar:
         task = bar.add_task(title, total=total, now="")
 
         class _Handle:
             def advance(self, n: int = 1, now: str = "") -> None:
                 bar.update(task, advance=n, now=now)
+                if not console.is_terminal:
+                    done = int(bar.tasks[0].completed)
+                    print(f"{title}: {done}/{total} {now} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
             def note(self, now: str) -> None:
                 bar.update(task, now=now)
