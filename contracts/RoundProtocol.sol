@@ -250,8 +250,9 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     }
 
     /// @notice Close the current phase after its deadline: train -> commit (aggregate when the
-    /// task has no peer validation; failed if nobody submitted), commit -> reveal (or aggregate if nobody committed), reveal -> aggregate,
-    /// aggregate -> failed (no quorum; the previous global model is kept and the next round opens).
+    /// task has no peer validation; failed if nobody submitted), commit -> reveal (or aggregate if
+    /// nobody committed), reveal -> aggregate, aggregate -> failed (no quorum; the previous global
+    /// model is kept and the next round opens).
     /// @param taskId The task.
     function advance(uint256 taskId) external {
         Task storage t = _task(taskId);

@@ -13,6 +13,8 @@ from miner.round import defence_from
 
 def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:
     """Upload the seeded initial model and publish the task; returns the task id."""
+    if not 0 <= cfg.peer_validators <= 0xFFFF:
+        raise ValueError(f"peer_validators must be 0 (every peer) or a number of peers, not {cfg.peer_validators}")
     if not cfg.peer_validation and "peer_scores" in defence_from(cfg, cfg.clients).needs:
         raise ValueError(f"defence {cfg.defence!r} reads the peer-validation scores: set peer_validation = true")
     ds = cfg.data()

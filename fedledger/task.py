@@ -159,7 +159,8 @@ class TaskConfig:
             rep_eval=mech.rep_eval_bps / 10000, rep_prev=mech.rep_prev_bps / 10000,
             self_weights=tuple(mech.self_weights), client_share=mech.client_share_bps / 10000,
             winner_share=mech.winner_share_bps / 10000, committee_share=mech.committee_share_bps / 10000,
-            peer_validation=bool(mech.peer_validation), peer_validators=mech.peer_validators, dp=dp_name, epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
+            peer_validation=bool(mech.peer_validation), peer_validators=mech.peer_validators, dp=dp_name,
+            epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
             noise_multiplier=mech.dp_noise_milli / 1000, test_size=int(tq.get("size", 0)), root_size=int(tq["root"]),
             test_pool=pool, test_registry=tq.get("registry", ""),
         )  # fmt: skip

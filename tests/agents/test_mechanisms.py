@@ -87,6 +87,8 @@ def test_a_task_without_peer_validation_skips_commit_and_reveal_and_still_audits
     tasks_before = fl.task_count()
     with pytest.raises(ValueError, match="peer_validation"):
         publish(fl, store, small_task(defence="bpcv-fl", peer_validation=False))  # it needs the scores
+    with pytest.raises(ValueError, match="peer_validators"):
+        publish(fl, store, small_task(peer_validators=-1))
     assert fl.task_count() == tasks_before  # refused before anything went on chain
     cfg = small_task(clients=4, min_clients=4, rounds=1, defence="bvfb", local_steps=0, local_epochs=1,
                      peer_validation=False)  # fmt: skip
