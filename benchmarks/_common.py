@@ -6,11 +6,14 @@ Every benchmark reuses `fedledger.experiment.run_experiment` (no training or def
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import platform
 import shlex
 import sys
 import time
+from dataclasses import asdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,9 +25,14 @@ import torch
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
 from fedledger.paths import project_root
 
-__all__ = ["RESULTS", "Run", "command_line", "fmt", "progress_bar", "run_grid", "write_json", "write_markdown"]
+__all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerprint", "fmt", "progress_bar", "run_grid",
+           "write_json", "write_markdown"]  # fmt: skip
 
 RESULTS = project_root() / "docs" / "results"
+CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON each (see run_grid)
+# Everything run_experiment's numbers depend on: a change to any of these files retires every cell.
+ENGINE_SOURCES = ("client", "miner/defences", "fedledger/experiment.py", "fedledger/data.py", "fedledger/models.py",
+                  "fedledger/metrics.py", "fedledger/weights.py")  # fmt: skip
 
 
 @dataclass
@@ -71,20 +79,95 @@ def progress_bar(title: str, total: int) -> Iterator[Any]:
         yield _Handle()
 
 
-def run_grid(title: str, runs: Sequence[Run]) -> float:
+def engine_fingerprint() -> str:
+    """sha256 of the engine's source files (ENGINE_SOURCES), so a stored cell is reused only by
+    the code that produced it."""
+    root = project_root()
+    h = hashlib.sha256()
+    for entry in ENGINE_SOURCES:
+        path = root / entry
+        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()[:16]
+
+
+def cell_id(cfg: ExperimentConfig, fingerprint: str) -> str:
+    """The name of a federation's stored result: its whole config plus the engine's code."""
+    text = json.dumps(asdict(cfg), sort_keys=True, default=str) + fingerprint
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def _claim(lock: Path) -> bool:
+    """Take a cell for this process; a lock left by a process that no longer runs is taken over."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            os.kill(int(lock.read_text().strip() or 0), 0)
+            return False  # another live worker has it
+        except (ProcessLookupError, ValueError):
+            lock.unlink(missing_ok=True)
+            return _claim(lock)
+        except PermissionError:
+            return False
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    return True
+
+
+def _load_cell(path: Path) -> ExperimentResult | None:
+    try:
+        return ExperimentResult.from_dict(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # unreadable: recompute rather than report it
+
+
+def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_missing: bool = True) -> float:
     """Run every federation of the grid in turn (one process, one torch thread: the box is
-    shared), filling `run.result`; returns the wall time in seconds."""
+    shared), filling `run.result`; returns the wall time in seconds.
+
+    With `cells`, every finished federation is stored there as `<cell_id>.json` and a stored one is
+    loaded instead of run again, so a grid of many hours survives a stop and resumes where it was;
+    several processes may work on the same grid (a `.lock` file marks a cell being run). Cells that
+    another process is still running are left empty (`result` None) and reported as not run.
+    `run_missing=False` only loads the stored cells.
+    """
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    with progress_bar(title, sum(r.cfg.rounds for r in runs)) as bar:
+    fingerprint = engine_fingerprint() if cells is not None else ""
+    todo = list(runs)
+    if cells is not None:
+        cells.mkdir(parents=True, exist_ok=True)
         for run in runs:
+            run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprint)}.json")
+        todo = [r for r in runs if r.result is None] if run_missing else []
+    with progress_bar(title, sum(r.cfg.rounds for r in todo)) as bar:
+        for run in todo:
             label = " ".join(str(k) for k in run.key)
+            path = cells / f"{cell_id(run.cfg, fingerprint)}.json" if cells is not None else None
+            if path is not None:
+                lock = path.with_suffix(".lock")
+                if not _claim(lock):
+                    bar.advance(run.cfg.rounds, f"{label}: another process runs it")
+                    continue
             bar.note(label)
 
             def on_round(rr: RoundResult, label: str = label) -> None:
                 bar.advance(1, f"{label} r{rr.round} acc {rr.accuracy:.3f}")
 
-            run.result = run_experiment(run.cfg, progress=on_round)
+            try:
+                run.result = run_experiment(run.cfg, progress=on_round)
+                if path is not None:
+                    tmp = path.with_suffix(".tmp")
+                    tmp.write_text(json.dumps({**run.result.to_dict(), "commit": _revision()}))
+                    tmp.replace(path)  # atomic: a reader sees the whole cell or none
+            finally:
+                if path is not None:
+                    lock.unlink(missing_ok=True)
+    if cells is not None:  # pick up what other processes finished meanwhile
+        for run in runs:
+            if run.result is None:
+                run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprint)}.json")
     return time.perf_counter() - t0
 
 
@@ -95,15 +178,18 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def box() -> str:
     """One line about the machine the numbers come from."""
-    import os
+    return f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, 1 torch thread, commit {_revision()}"
+
+
+def _revision() -> str:
+    """Which code produced the numbers."""
     import subprocess
 
-    try:  # which code produced the numbers
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
-                             text=True, timeout=10).stdout.strip() or "unknown"  # fmt: skip
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
+                              text=True, timeout=10).stdout.strip() or "unknown"  # fmt: skip
     except (OSError, subprocess.SubprocessError):
-        rev = "unknown"
-    return f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, 1 torch thread, commit {rev}"
+        return "unknown"
 
 
 def write_markdown(stem: str, lines: Sequence[str]) -> Path:

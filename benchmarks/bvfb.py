@@ -7,8 +7,17 @@ then the same with the CNN. Defences: Krum, Trimmed Mean, Median, BVFB, our trus
 and FedAvg as the floor; FLTrust (`fltrust`) on request. Every federation runs in-process
 (`run_experiment`): the full grid on the chain would not fit this box.
 
+The full grid is 114 federations per model (about 7 hours for the MLP and two days for the CNN on
+one core), so it is resumable: every finished federation is kept in `docs/results/cells/bvfb/`
+(named by its config and the engine's code, see `benchmarks._common.run_grid`), a re-run loads
+what is there and runs the rest, and two processes can share the grid (one per core). The table
+lists what is done so far and says "not run" elsewhere. `--resume` does the same for any custom
+set; `--fresh` recomputes; `--report-only` writes the table from the stored federations without
+running any.
+
 Run: `python -m benchmarks.bvfb [--full] [--model mlp] [--rounds N] [--rates 0,0.5,0.9]
-[--attacks label-flip,backdoor] [--defences ...] [--tag NAME]`; writes docs/results/bvfb-<tag>.md/.png/.json.
+[--attacks label-flip,backdoor] [--defences ...] [--tag NAME] [--resume | --fresh] [--report-only]`; writes
+docs/results/bvfb-<tag>.md/.png/.json.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._common import Run, box, command_line, fmt, run_grid, summary, write_json, write_markdown, RESULTS
+from benchmarks._common import CELLS, RESULTS, Run, box, command_line, fmt, run_grid, summary, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
 
 DEFENCES = ["fedavg", "krum", "trimmed-mean", "median", "bvfb", "trust-root"]
@@ -31,16 +40,21 @@ ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
 # From ARCHITECTURE.md only; anything else is "n/a".
 PAPER_BVFB = "85.9-87.5 % (range over rates, both attacks)"
 LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 rounds: (0 %, 90 %)
+# The order a long grid is worked through: the defences the project adds first, the floor last.
+RUN_ORDER = ["bvfb", "trust-root", "median", "trimmed-mean", "krum", "fedavg", "fltrust"]
 
 
 def grid(models: Sequence[str], rounds: int, rates: Sequence[float], attacks: Sequence[str],
          defences: Sequence[str], seed: int) -> list[Run]:  # fmt: skip
-    """Every (model, attack, rate, defence) cell; rate 0 is attack-free, so it runs once per model."""
+    """Every (model, attack, rate, defence) cell; rate 0 is attack-free, so it runs once per model.
+    Ordered model by model, and within a model defence by defence (RUN_ORDER), so a grid that is
+    stopped half-way has whole columns."""
     runs = []
+    order = sorted(defences, key=lambda d: RUN_ORDER.index(d) if d in RUN_ORDER else len(RUN_ORDER))
     for model in models:
-        for rate in rates:
-            for attack in (["none"] if rate == 0 else attacks):
-                for d in defences:
+        for d in order:
+            for rate in rates:
+                for attack in (["none"] if rate == 0 else attacks):
                     cfg = ExperimentConfig(model=model, clients=20, malicious=rate, attack=attack, defence=d,
                                            rounds=rounds, lr=0.1, batch_size=32, local_epochs=5, seed=seed)  # fmt: skip
                     runs.append(Run((model, attack, f"{rate:.0%}", d), cfg))
@@ -53,12 +67,12 @@ def _cell(runs: list[Run], model: str, attack: str, rate: float, d: str) -> Run 
 
 
 def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], attacks: Sequence[str],
-           defences: Sequence[str], rounds: int, seed: int, wall: float, cmd: str, tag: str) -> list[str]:  # fmt: skip
+           defences: Sequence[str], rounds: int, seed: int, wall: str, cmd: str, tag: str) -> list[str]:  # fmt: skip
     """The markdown tables: accuracy (and backdoor success) per rate and defence."""
     lines = [
         f"# BVFB Tables 1-2: accuracy vs malicious rate ({tag} set)",
         "",
-        f"Command: `{cmd}`; seed {seed}; wall time {wall / 60:.1f} min on this box ({box()}).",
+        f"Command: `{cmd}`; seed {seed}; {wall}; this box: {box()}.",
         "",
         f"Ran: MNIST, 20 clients (IID, 3,000 each; 10 % held out for peer validation), models {', '.join(models)}, "
         f"SGD lr 0.1, batch 32, 5 local epochs, **{rounds} rounds** (paper: 20), malicious rates "
@@ -87,12 +101,12 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
             lines.append("")
             drop = []
             for d in defences:
-                a0, a9 = _cell(runs, model, attack, rates[0], d), _cell(runs, model, attack, rates[-1], d)
-                if a0 and a9 and a0.result and a9.result:
-                    worst = min(_cell(runs, model, attack, r, d).result.final_accuracy for r in rates  # type: ignore[union-attr]
-                                if _cell(runs, model, attack, r, d))
+                a0 = _cell(runs, model, attack, rates[0], d)
+                done = [c for c in (_cell(runs, model, attack, r, d) for r in rates[1:]) if c and c.result]
+                if a0 and a0.result and done:
+                    worst = min(a0.result.final_accuracy, *(c.result.final_accuracy for c in done))  # type: ignore[union-attr]
                     drop.append(f"{LABEL[d]} {100 * (a0.result.final_accuracy - worst):.1f}")
-            lines += [f"Drop from {rates[0]:.0%} to the worst rate (points): " + "; ".join(drop) + ".", ""]
+            lines += [f"Drop from {rates[0]:.0%} to the worst rate run (points): " + ("; ".join(drop) or "none run") + ".", ""]
             if attack == "backdoor":
                 lines += [f"Backdoor success rate (triggered non-target test images classified as the target) after round {rounds}:", ""]
                 lines.append("| malicious | " + " | ".join(LABEL[d] for d in defences) + " |")
@@ -153,23 +167,36 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
     plt.close(fig)
 
 
+def _timing(runs: list[Run], wall: float, resumed: bool) -> str:
+    """Wall time of this invocation, or for a resumable grid the compute time its cells took."""
+    if not resumed:
+        return f"wall time {wall / 60:.1f} min"
+    done = [r for r in runs if r.result]
+    compute = sum(r.result.seconds for r in done)  # type: ignore[union-attr]
+    return (f"{len(done)} of {len(runs)} federations done; their compute time {compute / 60:.1f} min "
+            f"(summed over cells, which may come from several sessions; this invocation {wall / 60:.1f} min)")
+
+
 def run(*, full: bool = False, models: Sequence[str] | None = None, rounds: int | None = None,
         rates: Sequence[float] | None = None, attacks: Sequence[str] | None = None,
         defences: Sequence[str] | None = None, seed: int = 0, tag: str | None = None,
-        argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+        resume: bool | None = None, report_only: bool = False, argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
     """Run the quick set (MLP, rates 0/50/90 %, 2 rounds) or the full grid (MLP and CNN, rates
-    0-90 %, 20 rounds) or any override of it; write the table, plot and JSON; return the table."""
+    0-90 %, 20 rounds) or any override of it; write the table, plot and JSON; return the table.
+    `resume` (default: on for the full grid) keeps and reuses finished federations (see above)."""
     models = list(models or (["mlp", "cnn"] if full else ["mlp"]))
     rounds = rounds or (20 if full else 2)
     rates = list(rates if rates is not None else (FULL_RATES if full else QUICK_RATES))
     attacks = list(attacks or ATTACKS)
     defences = list(defences or DEFENCES)
     tag = tag or ("full" if full else "quick")
+    resume = full if resume is None else resume
     runs = grid(models, rounds, rates, attacks, defences, seed)
-    wall = run_grid(f"bvfb ({tag})", runs)
+    wall = run_grid(f"bvfb ({tag})", runs, cells=CELLS / "bvfb" if resume or report_only else None,
+                    run_missing=not report_only)  # fmt: skip
     cmd = command_line("benchmarks.bvfb", argv) if argv is not None else f"fedledger bench bvfb{' --full' if full else ''}"
     lines = report(runs, models=models, rates=rates, attacks=attacks, defences=defences, rounds=rounds, seed=seed,
-                   wall=wall, cmd=cmd, tag=tag)  # fmt: skip
+                   wall=_timing(runs, wall, resume or report_only), cmd=cmd, tag=tag)  # fmt: skip
     write_markdown(f"bvfb-{tag}", lines)
     write_json(f"bvfb-{tag}", [{"key": r.key, **summary(r.result)} for r in runs if r.result])
     plot(runs, models, rates, attacks, defences, tag)
@@ -187,6 +214,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--defences", help="comma-separated defence names")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", help="output name: docs/results/bvfb-TAG.md")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", default=None,
+                   help="keep finished federations in docs/results/cells/bvfb and reuse them (default with --full)")
+    g.add_argument("--fresh", dest="resume", action="store_false", help="run every federation again")
+    g.add_argument("--report-only", action="store_true", help="write the table from the stored federations; run none")
     a = p.parse_args(argv)
     kw: dict[str, Any] = {}
     if a.rates:
@@ -197,7 +229,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         kw["defences"] = a.defences.split(",")
     import sys
 
-    print("\n".join(run(full=a.full, models=a.model, rounds=a.rounds, seed=a.seed, tag=a.tag,
+    print("\n".join(run(full=a.full, models=a.model, rounds=a.rounds, seed=a.seed, tag=a.tag, resume=a.resume, report_only=a.report_only,
                         argv=sys.argv[1:] if argv is None else argv, **kw)))  # fmt: skip
 
 

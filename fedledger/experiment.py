@@ -120,6 +120,12 @@ class ExperimentResult:
         """JSON text."""
         return json.dumps(self.to_dict(), **kw)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ExperimentResult:
+        """The inverse of `to_dict` (a stored run read back; extra keys are ignored)."""
+        rounds = [RoundResult(**{**r, "scores": {int(k): v for k, v in r["scores"].items()}}) for r in d["rounds"]]
+        return cls(ExperimentConfig(**d["config"]), list(d["malicious"]), d["initial_accuracy"], rounds, d["seconds"])
+
 
 def _jsonable(x: Any) -> Any:
     if isinstance(x, dict):

@@ -1,0 +1,95 @@
+"""Resumable benchmark grids (`benchmarks._common.run_grid` with `cells`): a stored federation is
+exactly the one a fresh run gives, is reused instead of re-run, and is never reused by other code,
+another config, a broken file or a cell another process is running."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from fedledger.experiment import ExperimentConfig, ExperimentResult, run_experiment
+from fedledger.paths import project_root
+
+sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
+from benchmarks._common import Run, cell_id, engine_fingerprint, run_grid  # noqa: E402
+
+TINY = ExperimentConfig(clients=4, rounds=2, malicious=0.25, attack="label-flip", defence="median", local_steps=2)
+
+
+def _timeless(d: dict) -> dict:
+    """A result without its wall times (the only thing two runs of one federation may differ in)."""
+    return {**d, "seconds": None, "rounds": [{**r, "seconds": None} for r in d["rounds"]]}
+
+
+def _cell(tmp: Path, cfg: ExperimentConfig) -> Path:
+    return tmp / f"{cell_id(cfg, engine_fingerprint())}.json"
+
+
+def test_stored_cell_equals_a_fresh_run_and_is_reused(tmp_path: Path) -> None:
+    runs = [Run(("a",), TINY)]
+    run_grid("t", runs, cells=tmp_path)
+    fresh = run_experiment(TINY)
+    stored = json.loads(_cell(tmp_path, TINY).read_text())
+    assert _timeless(ExperimentResult.from_dict(stored).to_dict()) == _timeless(fresh.to_dict())
+    # mark the stored cell: a second grid must return the mark, i.e. load it instead of running
+    stored["rounds"][-1]["accuracy"] = 0.123456
+    _cell(tmp_path, TINY).write_text(json.dumps(stored))
+    again = [Run(("a",), TINY)]
+    run_grid("t", again, cells=tmp_path)
+    assert again[0].result is not None and again[0].result.final_accuracy == 0.123456
+
+
+def test_cell_names_follow_config_and_engine_code() -> None:
+    fp = engine_fingerprint()
+    assert cell_id(TINY, fp) == cell_id(replace(TINY), fp)
+    assert cell_id(TINY, fp) != cell_id(replace(TINY, seed=1), fp)
+    assert cell_id(TINY, fp) != cell_id(TINY, "0" * 16)
+
+
+def test_a_broken_cell_is_run_again(tmp_path: Path) -> None:
+    _cell(tmp_path, TINY).write_text("{not json")
+    runs = [Run(("a",), TINY)]
+    run_grid("t", runs, cells=tmp_path)
+    assert runs[0].result is not None and len(runs[0].result.rounds) == 2
+    assert ExperimentResult.from_dict(json.loads(_cell(tmp_path, TINY).read_text())).final_accuracy == runs[0].result.final_accuracy
+
+
+def test_report_only_runs_nothing(tmp_path: Path) -> None:
+    runs = [Run(("a",), TINY)]
+    run_grid("t", runs, cells=tmp_path, run_missing=False)
+    assert runs[0].result is None
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_cell_locked_by_a_live_process_is_left_to_it(tmp_path: Path) -> None:
+    lock = _cell(tmp_path, TINY).with_suffix(".lock")
+    lock.write_text(str(os.getpid()))  # this test process is alive
+    runs = [Run(("a",), TINY)]
+    run_grid("t", runs, cells=tmp_path)
+    assert runs[0].result is None and lock.exists()
+    assert not _cell(tmp_path, TINY).exists()
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = _cell(tmp_path, TINY).with_suffix(".lock")
+    lock.write_text(str(dead.pid))
+    runs = [Run(("a",), TINY)]
+    run_grid("t", runs, cells=tmp_path)
+    assert runs[0].result is not None
+    assert _cell(tmp_path, TINY).exists() and not lock.exists()
+
+
+@pytest.mark.parametrize("field", ["rounds", "config"])
+def test_from_dict_rejects_a_cell_without_its_parts(field: str) -> None:
+    d = run_experiment(replace(TINY, rounds=1)).to_dict()
+    del d[field]
+    with pytest.raises(KeyError):
+        ExperimentResult.from_dict(d)
