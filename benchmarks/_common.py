@@ -31,7 +31,9 @@ __all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerp
 RESULTS = project_root() / "docs" / "results"
 CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON each (see run_grid)
 # Everything run_experiment's numbers depend on: a change to any of these files retires every cell.
-ENGINE_SOURCES = ("client", "miner/defences", "fedledger/experiment.py", "fedledger/data.py", "fedledger/models.py",
+# fedledger/models.py counts only through the model a cell uses (see `cell_id`), so adding a model
+# does not retire the others' cells.
+ENGINE_SOURCES = ("client", "miner/defences", "fedledger/experiment.py", "fedledger/data.py",
                   "fedledger/metrics.py", "fedledger/weights.py")  # fmt: skip
 
 
@@ -91,9 +93,21 @@ def engine_fingerprint() -> str:
     return h.hexdigest()[:16]
 
 
+def _model_source(spec: str) -> str:
+    """The code that builds model `spec`: its factory and the shared weight helpers."""
+    import inspect
+
+    from fedledger import models
+
+    factory = models.MODELS.get(spec)
+    parts = [models.create_model, models.get_weights, models.set_weights] + ([factory] if factory else [])
+    return "\0".join(inspect.getsource(f) for f in parts)
+
+
 def cell_id(cfg: ExperimentConfig, fingerprint: str) -> str:
-    """The name of a federation's stored result: its whole config plus the engine's code."""
-    text = json.dumps(asdict(cfg), sort_keys=True, default=str) + fingerprint
+    """The name of a federation's stored result: its whole config, the engine's code
+    (`fingerprint`) and the code of its model."""
+    text = json.dumps(asdict(cfg), sort_keys=True, default=str) + fingerprint + _model_source(cfg.model)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

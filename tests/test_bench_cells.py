@@ -50,6 +50,22 @@ def test_cell_names_follow_config_and_engine_code() -> None:
     assert cell_id(TINY, fp) == cell_id(replace(TINY), fp)
     assert cell_id(TINY, fp) != cell_id(replace(TINY, seed=1), fp)
     assert cell_id(TINY, fp) != cell_id(TINY, "0" * 16)
+    assert cell_id(TINY, fp) != cell_id(replace(TINY, model="cnn"), fp)
+
+
+def test_a_changed_model_factory_retires_its_cells(monkeypatch: pytest.MonkeyPatch) -> None:
+    from torch import nn
+
+    from fedledger import models
+
+    fp = engine_fingerprint()
+    before = cell_id(TINY, fp)
+
+    def other_mlp(in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, num_classes))
+
+    monkeypatch.setitem(models.MODELS, "mlp", other_mlp)
+    assert cell_id(TINY, fp) != before
 
 
 def test_a_broken_cell_is_run_again(tmp_path: Path) -> None:
