@@ -50,7 +50,9 @@ class Settings:
     """The knobs shared by every run of a set (DP and no-DP alike)."""
 
     rounds: int
-    lr: float = 2.0
+    lr: float = 2.0  # the GD-DP runs' learning rate
+    nodp_lr: float | None = None  # the runs without DP (None: the same lr); clipping changes the best lr
+    model: str = "mlp"
     batch_size: int = 64
     local_epochs: int = 1
     clip: float = 2.0  # C (L2 for Gaussian, L1 for Laplace)
@@ -59,7 +61,15 @@ class Settings:
     mechanism: str = "gaussian"
 
 
+    @property
+    def plain_lr(self) -> float:
+        """The learning rate of the runs without DP."""
+        return self.lr if self.nodp_lr is None else self.nodp_lr
+
+
 QUICK_ROUNDS, FULL_ROUNDS = 2, 25
+MODEL_TEXT = {"mlp": "MLP 784-256-128-10 (sigmoid)", "cnn": "LeNet-5-like CNN (ReLU)",
+              "tanh-cnn": "tanh CNN (Papernot et al. 2021, 26k parameters)"}  # fmt: skip
 
 
 def train_sizes(clients: int, seed: int) -> list[int]:
@@ -103,7 +113,7 @@ def noise_multiplier_for(n: int, s: Settings) -> tuple[float, float]:
 def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[float, float]]]:
     """(DP runs: 30/50 nodes x no DP / GD-DP, all with mutual supervision; attack runs: 5 of 50
     label flippers, FedAvg vs mutual supervision, no DP; {nodes: (sigma, planned epsilon)})."""
-    base = dict(rounds=s.rounds, lr=s.lr, batch_size=s.batch_size, local_epochs=s.local_epochs, seed=seed,
+    base = dict(model=s.model, rounds=s.rounds, batch_size=s.batch_size, local_epochs=s.local_epochs, seed=seed,
                 max_grad_norm=s.clip, delta=s.delta, val_fraction=VAL_FRACTION)  # fmt: skip
     calib: dict[int, tuple[float, float]] = {}
     dp_runs: list[Run] = []
@@ -114,10 +124,10 @@ def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[
             dp_kw = dict(dp="gaussian", noise_multiplier=calib[n][0])
         else:
             dp_kw = dict(dp="laplace", epsilon=s.epsilon)
-        dp_runs.append(Run((n, "none"), ExperimentConfig(clients=n, defence="bpcv-fl", **base)))  # type: ignore[arg-type]
-        dp_runs.append(Run((n, s.mechanism), ExperimentConfig(clients=n, defence="bpcv-fl", **dp_kw, **base)))  # type: ignore[arg-type]
+        dp_runs.append(Run((n, "none"), ExperimentConfig(clients=n, defence="bpcv-fl", lr=s.plain_lr, **base)))  # type: ignore[arg-type]
+        dp_runs.append(Run((n, s.mechanism), ExperimentConfig(clients=n, defence="bpcv-fl", lr=s.lr, **dp_kw, **base)))  # type: ignore[arg-type]
     attack_runs = [
-        Run((50, d), ExperimentConfig(clients=50, malicious=0.1, attack="label-flip", defence=d, **base))  # type: ignore[arg-type]
+        Run((50, d), ExperimentConfig(clients=50, malicious=0.1, attack="label-flip", defence=d, lr=s.plain_lr, **base))  # type: ignore[arg-type]
         for d in ("fedavg", "bpcv-fl")
     ]
     return dp_runs, attack_runs, calib
@@ -128,11 +138,11 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: float = 2.0, batch_size: int = 64,
-        local_epochs: int = 1, clip: float = 2.0, mechanism: str = "gaussian", tag: str | None = None,
-        argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+        local_epochs: int = 1, clip: float = 2.0, mechanism: str = "gaussian", model: str = "mlp",
+        nodp_lr: float | None = None, tag: str | None = None, argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
     """Quick: 2 rounds; full: 25 rounds (the converged study). Returns the markdown lines."""
     s = Settings(rounds=rounds or (FULL_ROUNDS if full else QUICK_ROUNDS), lr=lr, batch_size=batch_size,
-                 local_epochs=local_epochs, clip=clip, mechanism=mechanism)  # fmt: skip
+                 local_epochs=local_epochs, clip=clip, mechanism=mechanism, model=model, nodp_lr=nodp_lr)  # fmt: skip
     tag = tag or ("full" if full else "quick")
     dp_runs, attack_runs, calib = grid(s, seed)
     wall = run_grid(f"bpcv ({tag})", dp_runs + attack_runs)
@@ -168,8 +178,10 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
         "",
         f"Command: `{cmd}`; seed {seed}; wall time {wall / 60:.1f} min ({box()}).",
         "",
-        f"Ran: MNIST, IID, MLP 784-256-128-10 (sigmoid), SGD lr {s.lr:g}, batch {s.batch_size}, {s.local_epochs} local "
-        f"epoch(s) per round, **{s.rounds} rounds**, the same for every run. 30 and 50 nodes with and without GD-DP, all "
+        f"Ran: MNIST, IID, {MODEL_TEXT.get(s.model, s.model)}, SGD, batch {s.batch_size}, {s.local_epochs} local "
+        f"epoch(s) per round, **{s.rounds} rounds**, the same for every run; lr {s.lr:g} with GD-DP"
+        + (f", {s.plain_lr:g} without (clipping changes the best step size, so each uses its own)"
+           if s.plain_lr != s.lr else " and without") + ". 30 and 50 nodes with and without GD-DP, all "
         "with mutual supervision (each node scores every other node's model on its own validation split (10 % of its "
         "data); the worst node is eliminated each round and the engine's standby pool is every non-participant, so "
         "the node eliminated in round r sits out one round and rejoins: N - 1 nodes train from round 2 on); then 50 "
@@ -190,7 +202,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
     lines += ["", "## Summary", "", *curve_table(runs, label, s.rounds), ""]
 
     lines += [
-        f"## DP cost (accuracy without DP minus with GD-DP; points; same lr, batch, epochs)",
+        "## DP cost (accuracy without DP minus with GD-DP; points; same model, batch, epochs, rounds)",
         "",
         f"Cost after the last round and averaged over the last {last} rounds; 'change' is how much each curve still "
         f"moved over its last {last} rounds (round {s.rounds - last} -> {s.rounds}) to judge convergence.",
@@ -249,7 +261,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
 
 def probe_note(s: Settings) -> list[str]:
     """How the default knobs were picked (short probes, not re-run by this script)."""
-    if (s.lr, s.batch_size, s.local_epochs, s.clip, s.mechanism) != (2.0, 64, 1, 2.0, "gaussian"):
+    if (s.lr, s.plain_lr, s.batch_size, s.local_epochs, s.clip, s.mechanism, s.model) != (2.0, 2.0, 64, 1, 2.0, "gaussian", "mlp"):
         return []
     return [
         "How the knobs were picked (short probes run by hand before this run, 30 nodes, mutual supervision, not "
@@ -266,8 +278,8 @@ def verdict(s: Settings, costs: dict[int, tuple[float, float]], moved: dict[tupl
     """The goal line under the DP-cost table (from the measured costs and each curve's change over
     its last `last` rounds)."""
     if s.rounds < FULL_ROUNDS:
-        return (f"**No verdict**: {s.rounds} rounds is a smoke test, far from convergence (early on, lr {s.lr:g} "
-                "without clipping can sit on the sigmoid MLP's initial plateau longer than the clipped DP steps, "
+        return (f"**No verdict**: {s.rounds} rounds is a smoke test, far from convergence (early on, lr {s.plain_lr:g} "
+                "without clipping can sit on the model's initial plateau longer than the clipped DP steps, "
                 "so the 'cost' can even be negative); the converged study is `bpcv-full.md`.")  # fmt: skip
     worst = max(max(c) for c in costs.values())
     flat = all(abs(m) <= FLAT_POINTS for m in moved.values())
@@ -310,7 +322,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--full", action="store_true", help=f"the converged study: {FULL_ROUNDS} rounds (~30 min on 2 cores)")
     p.add_argument("--rounds", type=int, help=f"rounds (default {QUICK_ROUNDS}, --full {FULL_ROUNDS}); sigma is recalibrated")
-    p.add_argument("--lr", type=float, default=2.0)
+    p.add_argument("--lr", type=float, default=2.0, help="learning rate of the GD-DP runs")
+    p.add_argument("--nodp-lr", type=float, help="learning rate of the runs without DP (default: --lr)")
+    p.add_argument("--model", default="mlp", help="mlp (BVFB's), cnn or tanh-cnn")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--clip", type=float, default=2.0, help="per-sample clipping bound C")
@@ -320,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--tag")
     a = p.parse_args(argv)
     print("\n".join(run(full=a.full, rounds=a.rounds, seed=a.seed, lr=a.lr, batch_size=a.batch_size,
-                        local_epochs=a.local_epochs, clip=a.clip, mechanism=a.mechanism, tag=a.tag,
+                        local_epochs=a.local_epochs, clip=a.clip, mechanism=a.mechanism, model=a.model,
+                        nodp_lr=a.nodp_lr, tag=a.tag,
                         argv=sys.argv[1:] if argv is None else argv)))  # fmt: skip
 
 
