@@ -24,7 +24,9 @@ clipped to L1 norm 1 leaves ~1e-3 signal per unit of noise per coordinate at any
 
 Run: `python -m benchmarks.llbcfl [--full] [--rounds N] [--tag NAME]`; writes docs/results/llbcfl-<tag>.md/.png/.json.
 The full set runs 500 rounds per configuration and reports rounds 100, 200 and 500 of the same run.
-The 100-round set is `--rounds 100 --tag 100rounds` (~1 h on 2 shared cores; 200/500 do not fit).
+The 100-round set is `--rounds 100 --tag 100rounds` (~1 h on 2 shared cores). The full set takes
+most of a day, so it keeps every finished federation in `docs/results/cells/llbcfl/` and a re-run
+resumes from them (see `benchmarks._common.run_grid`).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from benchmarks._common import RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, summary, sweep_main, write_json, write_markdown
+from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, summary, sweep_main, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
 
 PARTITIONS = ("iid", "dirichlet")
@@ -86,7 +88,8 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     rounds = rounds or (500 if full else 5)
     tag = tag or ("full" if full else "quick")
     runs = grid(rounds, seed)
-    wall = run_grid(f"llbcfl ({tag})", runs)
+    # 500 rounds x 6 federations is most of a day: the full set keeps each finished federation and resumes
+    wall = run_grid(f"llbcfl ({tag})", runs, cells=CELLS / "llbcfl" if full else None)
     cmd = command_line("benchmarks.llbcfl", argv) if argv is not None else f"fedledger bench llbcfl{' --full' if full else ''}"
     sigma = {r.key[0]: r.cfg.noise_multiplier for r in runs if r.key[1] == "gaussian"}
     lap = {r.key[0]: r.cfg.epsilon for r in runs if r.key[1] == "laplace"}
@@ -98,7 +101,9 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     lines = [
         f"# LL-BCFL: top-10 of 100 by reputation, IID and non-IID, with local DP ({tag} set)",
         "",
-        f"Command: `{cmd}`; seed {seed}; wall time {wall / 60:.1f} min ({box()}).",
+        f"Command: `{cmd}`; seed {seed}; wall time {wall / 60:.1f} min"
+        + (f" (this invocation; compute summed over its federations {sum(r.result.seconds for r in runs if r.result) / 60:.1f} min)"
+           if full else "") + f" ({box()}).",
         "",
         f"Ran: MNIST, N = 100 clients (IID: {sizes['iid'][0]} training samples each; Dirichlet(0.5): "
         f"{min(sizes['dirichlet'])} to {max(sizes['dirichlet'])}; 10 % of each client's data held out), C = 10 % "
