@@ -90,6 +90,8 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     runs = grid(rounds, seed)
     # 500 rounds x 6 federations is most of a day: the full set keeps each finished federation and resumes
     wall = run_grid(f"llbcfl ({tag})", runs, cells=CELLS / "llbcfl" if full else None)
+    if (waiting := sum(r.result is None for r in runs)):
+        return [f"{waiting} federation(s) are still being run by another process: it writes the report when it finishes (or re-run this command then)."]
     cmd = command_line("benchmarks.llbcfl", argv) if argv is not None else f"fedledger bench llbcfl{' --full' if full else ''}"
     sigma = {r.key[0]: r.cfg.noise_multiplier for r in runs if r.key[1] == "gaussian"}
     lap = {r.key[0]: r.cfg.epsilon for r in runs if r.key[1] == "laplace"}
