@@ -164,6 +164,11 @@ def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_mis
                 if not _claim(lock):
                     bar.advance(run.cfg.rounds, f"{label}: another process runs it")
                     continue
+                if (done := _load_cell(path)) is not None:  # another process finished it since we looked
+                    lock.unlink(missing_ok=True)
+                    run.result = done
+                    bar.advance(run.cfg.rounds, f"{label}: done by another process")
+                    continue
             bar.note(label)
 
             def on_round(rr: RoundResult, label: str = label) -> None:

@@ -103,6 +103,26 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     assert _cell(tmp_path, TINY).exists() and not lock.exists()
 
 
+def test_a_cell_finished_by_another_process_meanwhile_is_not_run_again(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks._common as common
+
+    first, second = replace(TINY, seed=1), replace(TINY, seed=2)
+    grid = [Run(("a",), first), Run(("b",), second)]
+
+    def run_and_finish_the_other(cfg: ExperimentConfig, **kw: object) -> ExperimentResult:
+        # while this process runs `first`, "another process" stores `second`
+        other = ExperimentResult.from_dict({**real(second).to_dict(), "initial_accuracy": 0.5})
+        _cell(tmp_path, second).write_text(json.dumps(other.to_dict()))
+        return real(cfg, **kw)  # type: ignore[arg-type]
+
+    real = common.run_experiment
+    monkeypatch.setattr(common, "run_experiment", run_and_finish_the_other)
+    run_grid("t", grid, cells=tmp_path)
+    assert grid[1].result is not None and grid[1].result.initial_accuracy == 0.5  # loaded, not run again
+    assert not _cell(tmp_path, second).with_suffix(".lock").exists()
+
+
 @pytest.mark.parametrize("field", ["rounds", "config"])
 def test_from_dict_rejects_a_cell_without_its_parts(field: str) -> None:
     d = run_experiment(replace(TINY, rounds=1)).to_dict()
