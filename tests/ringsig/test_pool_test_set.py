@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fedledger.chain import FedLedger, Phase, TaskStatus, devnet_account
-from fedledger.chain.data_registry import DataRegistry
+from fedledger.chain.data_registry import DataRegistry, is_test_assignment, split_seed
 from fedledger.data import load_dataset
 from fedledger.pooldata import ExamplesError, pack, unpack
 from fedledger.storage import open_store
@@ -28,6 +28,22 @@ def test_examples_round_trip_and_bad_files_are_refused():
         unpack(b"\x80\x04\x95" + b"\0" * 20, input_shape=(1, 28, 28), num_classes=10)
 
 
+def _arm_a_two_sided_split(w3, registry: DataRegistry, pool: int, digests: list[bytes]) -> None:
+    """Arm the split until its seed block puts shares on both sides. With four shares at 50 %, one
+    seed in eight leaves a side empty (the block hash changes with the wall clock), so a one-sided
+    seed is left to go stale (257 blocks) and the split re-armed, as the contract allows."""
+    for _ in range(20):
+        registry.start_split(pool)
+        seed_block = registry.pool_info(pool).seed_block
+        while w3.eth.block_number < seed_block:
+            w3.provider.make_request("evm_mine", [])
+        seed = split_seed(bytes(w3.eth.get_block(seed_block)["hash"]), registry.address, pool)
+        if {is_test_assignment(seed, d, 50) for d in digests} == {True, False}:
+            return
+        w3.provider.make_request("anvil_mine", [257])
+    raise AssertionError("20 seeds in a row put every share on one side")
+
+
 def test_a_task_judges_models_on_the_pools_test_split(w3, tmp_path: Path):
     from deploy.deployer import deploy
     from fedledger.ringsig import KeyPair
@@ -46,17 +62,18 @@ def test_a_task_judges_models_on_the_pools_test_split(w3, tmp_path: Path):
     pool, _ = registry.create_pool(now + 300, 50, 600)
     ds = load_dataset("mnist")
     relayer = registry.as_account(devnet_account(60))  # the sender is not tied to any ring key
+    digests = []
     for i, key in enumerate(keys):
         data = pack(ds.x_test[150 * i : 150 * (i + 1)], ds.y_test[150 * i : 150 * (i + 1)])
         cid, digest = store.put(data), hashlib.sha256(data).digest()
         ring = sorted({i, (i + 1) % 4})
         relayer.share(pool, cid, digest, now, ring, registry.sign_share(key, pool, cid, digest, now, ring))
+        digests.append(digest)
     increase_time(w3, 301)
-    registry.start_split(pool)
-    w3.provider.make_request("evm_mine", [])
+    _arm_a_two_sided_split(w3, registry, pool, digests)
     registry.finalize_split(pool)
     split = registry.recompute_split(pool)
-    assert split.test and split.train  # 50 %: with four shares both sides are non-empty here
+    assert split.test and split.train
 
     cfg = small_task(rounds=1, defence="model-chain", test_pool=pool, test_registry=registry.address)
     task_id, req, clients, miners = start(fl, store, cfg)
