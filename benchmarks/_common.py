@@ -26,7 +26,7 @@ from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult
 from fedledger.paths import project_root
 
 __all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerprint", "fmt", "progress_bar", "run_grid",
-           "write_json", "write_markdown"]  # fmt: skip
+           "still_running", "timing", "write_json", "write_markdown"]  # fmt: skip
 
 RESULTS = project_root() / "docs" / "results"
 CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON each (see run_grid)
@@ -188,6 +188,25 @@ def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_mis
             if run.result is None:
                 run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprint)}.json")
     return time.perf_counter() - t0
+
+
+def timing(runs: Sequence[Run], wall: float, resumed: bool) -> str:
+    """Wall time of this invocation, or for a resumable grid also the compute time its federations
+    took (they may come from several processes and sessions)."""
+    if not resumed:
+        return f"wall time {wall / 60:.1f} min"
+    done = [r.result for r in runs if r.result]
+    return (f"{len(done)} of {len(runs)} federations done; their compute time {sum(r.seconds for r in done) / 60:.1f} min "
+            f"(summed over the stored federations; this invocation {wall / 60:.1f} min)")  # fmt: skip
+
+
+def still_running(runs: Sequence[Run]) -> list[str]:
+    """The report of a resumable grid whose other worker has not finished yet ([] when all are in)."""
+    waiting = sum(r.result is None for r in runs)
+    if not waiting:
+        return []
+    return [f"{waiting} federation(s) are still being run by another process: it writes the report when it "
+            "finishes (or re-run this command then)."]  # fmt: skip
 
 
 def fmt(x: float | None, digits: int = 4) -> str:

@@ -40,7 +40,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, fmt, plot_curves, run_grid, summary, write_json, write_markdown
+from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, fmt, plot_curves, run_grid, still_running, summary, timing, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
 
 PAPER_DP_COST = "up to 4"  # points; issue 7 (per-round numbers n/a)
@@ -156,8 +156,8 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
     dp_runs, attack_runs, calib = grid(s, seed)
     # the full set is an hour: it keeps each finished federation and resumes (two processes can share it)
     wall = run_grid(f"bpcv ({tag})", dp_runs + attack_runs, cells=CELLS / "bpcv" if full else None)
-    if (waiting := sum(r.result is None for r in dp_runs + attack_runs)):
-        return [f"{waiting} federation(s) are still being run by another process: it writes the report when it finishes (or re-run this command then)."]
+    if waiting := still_running(dp_runs + attack_runs):
+        return waiting
     cmd = command_line("benchmarks.bpcv", argv) if argv is not None else f"fedledger bench bpcv{' --full' if full else ''}"
     gauss = s.mechanism == "gaussian"
     dp_name = f"GD-DP Gaussian, eps {s.epsilon:g} total" if gauss else f"GD-DP Laplace, eps {s.epsilon:g} per step"
@@ -188,9 +188,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
     lines = [
         f"# BPCV-FL: GD-DP and mutual supervision ({tag} set)",
         "",
-        f"Command: `{cmd}`; seed {seed}; wall time {wall / 60:.1f} min"
-        + (f" (this invocation; compute summed over the federations {sum(r.result.seconds for r in runs if r.result) / 60:.1f} min)"
-           if full else "") + f" ({box()}).",
+        f"Command: `{cmd}`; seed {seed}; {timing(dp_runs + attack_runs, wall, full)} ({box()}).",
         "",
         f"Ran: MNIST, IID, {MODEL_TEXT.get(s.model, s.model)}, SGD, batch {s.batch_size}, {s.local_epochs} local "
         f"epoch(s) per round, **{s.rounds} rounds**, the same for every run; lr {s.lr:g} with GD-DP"

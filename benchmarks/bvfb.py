@@ -26,7 +26,7 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._common import CELLS, RESULTS, Run, box, command_line, fmt, run_grid, summary, write_json, write_markdown
+from benchmarks._common import CELLS, RESULTS, Run, box, command_line, fmt, run_grid, summary, timing, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
 
 DEFENCES = ["fedavg", "krum", "trimmed-mean", "median", "bvfb", "trust-root"]
@@ -167,16 +167,6 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
     plt.close(fig)
 
 
-def _timing(runs: list[Run], wall: float, resumed: bool) -> str:
-    """Wall time of this invocation, or for a resumable grid the compute time its cells took."""
-    if not resumed:
-        return f"wall time {wall / 60:.1f} min"
-    done = [r for r in runs if r.result]
-    compute = sum(r.result.seconds for r in done)  # type: ignore[union-attr]
-    return (f"{len(done)} of {len(runs)} federations done; their compute time {compute / 60:.1f} min "
-            f"(summed over cells, which may come from several sessions; this invocation {wall / 60:.1f} min)")
-
-
 def run(*, full: bool = False, models: Sequence[str] | None = None, rounds: int | None = None,
         rates: Sequence[float] | None = None, attacks: Sequence[str] | None = None,
         defences: Sequence[str] | None = None, seed: int = 0, tag: str | None = None,
@@ -196,7 +186,7 @@ def run(*, full: bool = False, models: Sequence[str] | None = None, rounds: int 
                     run_missing=not report_only)  # fmt: skip
     cmd = command_line("benchmarks.bvfb", argv) if argv is not None else f"fedledger bench bvfb{' --full' if full else ''}"
     lines = report(runs, models=models, rates=rates, attacks=attacks, defences=defences, rounds=rounds, seed=seed,
-                   wall=_timing(runs, wall, resume or report_only), cmd=cmd, tag=tag)  # fmt: skip
+                   wall=timing(runs, wall, resume or report_only), cmd=cmd, tag=tag)  # fmt: skip
     write_markdown(f"bvfb-{tag}", lines)
     write_json(f"bvfb-{tag}", [{"key": r.key, **summary(r.result)} for r in runs if r.result])
     plot(runs, models, rates, attacks, defences, tag)

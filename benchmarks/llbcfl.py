@@ -34,7 +34,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, summary, sweep_main, write_json, write_markdown
+from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, still_running, summary, sweep_main, timing, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
 
 PARTITIONS = ("iid", "dirichlet")
@@ -90,8 +90,8 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     runs = grid(rounds, seed)
     # 500 rounds x 6 federations is most of a day: the full set keeps each finished federation and resumes
     wall = run_grid(f"llbcfl ({tag})", runs, cells=CELLS / "llbcfl" if full else None)
-    if (waiting := sum(r.result is None for r in runs)):
-        return [f"{waiting} federation(s) are still being run by another process: it writes the report when it finishes (or re-run this command then)."]
+    if waiting := still_running(runs):
+        return waiting
     cmd = command_line("benchmarks.llbcfl", argv) if argv is not None else f"fedledger bench llbcfl{' --full' if full else ''}"
     sigma = {r.key[0]: r.cfg.noise_multiplier for r in runs if r.key[1] == "gaussian"}
     lap = {r.key[0]: r.cfg.epsilon for r in runs if r.key[1] == "laplace"}
@@ -103,9 +103,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     lines = [
         f"# LL-BCFL: top-10 of 100 by reputation, IID and non-IID, with local DP ({tag} set)",
         "",
-        f"Command: `{cmd}`; seed {seed}; wall time {wall / 60:.1f} min"
-        + (f" (this invocation; compute summed over its federations {sum(r.result.seconds for r in runs if r.result) / 60:.1f} min)"
-           if full else "") + f" ({box()}).",
+        f"Command: `{cmd}`; seed {seed}; {timing(runs, wall, full)} ({box()}).",
         "",
         f"Ran: MNIST, N = 100 clients (IID: {sizes['iid'][0]} training samples each; Dirichlet(0.5): "
         f"{min(sizes['dirichlet'])} to {max(sizes['dirichlet'])}; 10 % of each client's data held out), C = 10 % "
