@@ -159,28 +159,35 @@ def tag_png(tag: str) -> str:
 
 def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks: Sequence[str],
          defences: Sequence[str], tag: str) -> None:  # fmt: skip
-    """Accuracy vs rate, one panel per (model, attack), plus backdoor success."""
+    """Accuracy vs rate, one row per model: a panel per attack, plus backdoor success."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = [(m, a, "acc") for m in models for a in attacks] + [(m, "backdoor", "asr") for m in models if "backdoor" in attacks]
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), dpi=110, squeeze=False)
-    for ax, (m, a, what) in zip(axes[0], panels):
-        for d in defences:
-            xs, ys = [], []
-            for rate in rates:
-                run = _cell(runs, m, a, rate, d)
-                if run and run.result and not (what == "asr" and rate == 0):
-                    xs.append(100 * rate)
-                    ys.append(run.result.final_accuracy if what == "acc" else (run.result.rounds[-1].asr or 0.0))
-            ax.plot(xs, ys, marker="o", label=LABEL[d])
-        ax.set_title(f"{m.upper()} {a}: {'accuracy' if what == 'acc' else 'backdoor success'}")
-        ax.set_xlabel("malicious clients (%)")
-        ax.set_ylim(0, 1.02)
-        ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+    panels = [(a, "acc") for a in attacks] + ([("backdoor", "asr")] if "backdoor" in attacks else [])
+    fig, axes = plt.subplots(len(models), len(panels), figsize=(4.6 * len(panels), 3.6 * len(models)), dpi=110,
+                             squeeze=False)  # fmt: skip
+    for row, m in zip(axes, models):
+        for ax, (a, what) in zip(row, panels):
+            for d in defences:
+                xs, ys = [], []
+                for rate in rates:
+                    run = _cell(runs, m, a, rate, d)
+                    if run and run.result and not (what == "asr" and rate == 0):
+                        xs.append(100 * rate)
+                        ys.append(run.result.final_accuracy if what == "acc" else (run.result.rounds[-1].asr or 0.0))
+                # dashed where the column repeats BVFB's federations, so the two lines stay apart to the eye
+                same = d == "trust-root" and "bvfb" in defences and trust_root_is_bvfb(m)
+                ax.plot(xs, ys, marker="o", ls="--" if same else "-", label=LABEL[d] + (" (= BVFB)" if same else ""))
+            if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
+                ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="grey")
+            ax.set_title(f"{m.upper()} {a}: {'accuracy' if what == 'acc' else 'backdoor success'}")
+            ax.set_xlabel("malicious clients (%)")
+            ax.set_xlim(-3, 93)
+            ax.set_ylim(0, 1.02)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(RESULTS / tag_png(tag))
     plt.close(fig)
