@@ -8,7 +8,7 @@ and FedAvg as the floor; FLTrust (`fltrust`) on request. Every federation runs i
 (`run_experiment`): the full grid on the chain would not fit this box.
 
 The full grid is 114 federations for the MLP and 95 for the CNN, whose trust root is BVFB exactly
-and is read from BVFB's federations (about 7 hours for the MLP and 33 for the CNN on one core),
+and is read from BVFB's federations (about 4.3 hours for the MLP and 16 for the CNN on one core),
 so it is resumable: every finished federation is kept in `docs/results/cells/bvfb/`
 (named by its config and the engine's code, see `benchmarks._common.run_grid`), a re-run loads
 what is there and runs the rest, and two processes can share the grid (one per core). The table
