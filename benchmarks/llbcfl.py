@@ -119,7 +119,10 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         f"client (IID sigma {sigma['iid']:.3f}, non-IID sigma {sigma['dirichlet']:.3f}). Laplace: per-sample L1 "
         f"clip {CLIP:g}, per-step epsilon 10 / (rounds x the largest client's steps per round) (IID "
         f"{lap['iid']:.3g}, non-IID {lap['dirichlet']:.3g}; pure DP, basic composition). 'eps (last)' is the "
-        "accountant's total for the most-spent client of the last round.",
+        "accountant's total for the most-spent client of the last round."
+        + (f" Columns before round {rounds} are readings of the same run, whose budget is spread over all {rounds} "
+           "rounds: they carry more noise per round than a run budgeted for that many rounds (e.g. "
+           "`llbcfl-100rounds.md`)." if show and rounds > 100 else ""),
         "",
         "Changed since the first quick set (commit bdef837): (1) the `ll-bcfl` defence ranks all 100 clients for the "
         "top-10 (a client without a reputation yet counts with the initial 0.5); before, only clients that already had "
