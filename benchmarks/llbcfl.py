@@ -24,8 +24,9 @@ clipped to L1 norm 1 leaves ~1e-3 signal per unit of noise per coordinate at any
 
 Run: `python -m benchmarks.llbcfl [--full] [--rounds N] [--tag NAME]`; writes docs/results/llbcfl-<tag>.md/.png/.json.
 The full set runs 500 rounds per configuration and reports rounds 100, 200 and 500 of the same run.
-The 100-round set is `--rounds 100 --tag 100rounds` (~1 h on 2 shared cores). The full set takes
-most of a day, so it keeps every finished federation in `docs/results/cells/llbcfl/` and a re-run
+The 100-round set is `--rounds 100 --tag 100rounds` (~1 h on 2 shared cores). The full set took
+116 min of compute (64 min wall as two processes; a DP round costs 2-4 s here), so it keeps every
+finished federation in `docs/results/cells/llbcfl/` and a re-run
 resumes from them (see `benchmarks._common.run_grid`).
 """
 
@@ -138,9 +139,8 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
           f"| {sum(len(rr.accepted) for rr in r.result.rounds) / len(r.result.rounds):.1f} / 10 "
           f"| {sum(not rr.accepted for rr in r.result.rounds)} |" for r in runs if r.result],
         "",
-        *([f"Not run: {', '.join(map(str, not_run))} rounds (paper: 100/200/500). On this box (2 cores shared with "
-           "another benchmark, 1 torch thread) a DP round costs several seconds (per-sample gradients), so one "
-           f"500-round set would take most of a day; `--full` runs them where that fits."] if not_run else []),
+        *([f"Not run: {', '.join(map(str, not_run))} rounds (paper: 100/200/500). A DP round costs 2-4 s on this box (per-sample "
+           "gradients, 1 torch thread): the 500-round set (`--full`, 116 min of compute) is `llbcfl-full.md`."] if not_run else []),
         "",
         "Paper accuracies at 100/200/500 rounds: n/a (not in ARCHITECTURE.md). The paper's literal Laplace "
         "setting (epsilon 10 per step) spends 170 per client per round here (17,000 after 100 rounds) and stayed "
