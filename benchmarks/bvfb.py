@@ -54,6 +54,11 @@ def trust_root_is_bvfb(model: str) -> bool:
     return first_input_layer(create_model(model), 28 * 28) is None
 
 
+def _trust_root_from_bvfb(model: str, defences: Sequence[str]) -> bool:
+    """Whether this grid reads `model`'s trust-root column from BVFB's federations."""
+    return "trust-root" in defences and "bvfb" in defences and trust_root_is_bvfb(model)
+
+
 def grid(models: Sequence[str], rounds: int, rates: Sequence[float], attacks: Sequence[str],
          defences: Sequence[str], seed: int) -> list[Run]:  # fmt: skip
     """Every (model, attack, rate, defence) cell; rate 0 is attack-free, so it runs once per model.
@@ -64,7 +69,7 @@ def grid(models: Sequence[str], rounds: int, rates: Sequence[float], attacks: Se
     order = sorted(defences, key=lambda d: RUN_ORDER.index(d) if d in RUN_ORDER else len(RUN_ORDER))
     for model in models:
         for d in order:
-            if d == "trust-root" and "bvfb" in defences and trust_root_is_bvfb(model):
+            if d == "trust-root" and _trust_root_from_bvfb(model, defences):
                 continue
             for rate in rates:
                 for attack in (["none"] if rate == 0 else attacks):
@@ -105,7 +110,7 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
         lo, hi = LIMIT.get(model, (None, None))
         for attack in attacks:
             lines += [f"## {model.upper()}, {attack}: test accuracy after round {rounds}", ""]
-            if "trust-root" in defences and "bvfb" in defences and trust_root_is_bvfb(model):
+            if _trust_root_from_bvfb(model, defences):
                 lines += [f"The {model.upper()} starts with a convolution, so the trust root has no input layer to "
                           "confine and is BVFB exactly: its column repeats BVFB's federations (not run twice).", ""]  # fmt: skip
             lines.append("| malicious | " + " | ".join(LABEL[d] for d in defences) + " | paper BVFB | perfect-defence limit (20 r) |")
@@ -178,7 +183,7 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
                         xs.append(100 * rate)
                         ys.append(run.result.final_accuracy if what == "acc" else (run.result.rounds[-1].asr or 0.0))
                 # dashed where the column repeats BVFB's federations, so the two lines stay apart to the eye
-                same = d == "trust-root" and "bvfb" in defences and trust_root_is_bvfb(m)
+                same = d == "trust-root" and _trust_root_from_bvfb(m, defences)
                 ax.plot(xs, ys, marker="o", ls="--" if same else "-", label=LABEL[d] + (" (= BVFB)" if same else ""))
             if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
                 ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="grey")

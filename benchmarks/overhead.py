@@ -54,6 +54,7 @@ def _ledger_cost(extra: float, in_process_rounds: list[float]) -> str:
             f"{min(in_process_rounds):.1f}-{max(in_process_rounds):.1f} s). A quieter box is needed to resolve the "
             "ledger's cost.")  # fmt: skip
 
+
 def measure(rounds: int, seed: int, defence: str) -> dict[str, Any]:
     """Run the in-process engine and both full-stack setups on the same 20-client MLP MNIST task."""
     torch.set_num_threads(1)
