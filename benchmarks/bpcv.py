@@ -362,7 +362,7 @@ def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help=f"the converged study: {FULL_ROUNDS} rounds (~30 min on 2 cores)")
+    p.add_argument("--full", action="store_true", help=f"the converged study: {FULL_ROUNDS} rounds (10 federations, ~2 h of compute)")
     p.add_argument("--rounds", type=int, help=f"rounds (default {QUICK_ROUNDS}, --full {FULL_ROUNDS}); sigma is recalibrated")
     p.add_argument("--lr", type=float, default=4.0, help="learning rate of the GD-DP runs")
     p.add_argument("--nodp-lr", type=float, default=1.0, help="learning rate of the runs without DP")
