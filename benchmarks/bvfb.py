@@ -43,6 +43,7 @@ ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
 # From ARCHITECTURE.md only; anything else is "n/a".
 PAPER_BVFB = "85.9-87.5 % (range over rates, both attacks)"
 LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 rounds: (0 %, 90 %)
+GOAL_ACCURACY, GOAL_DROP_POINTS = 0.97, 1.5  # issue 7, CNN: at every rate; from 0 to 90 %
 # The order a long grid is worked through: the defences the project adds first, the floor last.
 RUN_ORDER = ["bvfb", "trust-root", "median", "trimmed-mean", "krum", "fedavg", "fltrust"]
 
@@ -85,6 +86,26 @@ def _cell(runs: list[Run], model: str, attack: str, rate: float, d: str) -> Run 
     if found is None and d == "trust-root":  # not run: it is BVFB on this model (see grid)
         found = next((r for r in runs if r.key == key[:3] + ("bvfb",)), None)
     return found
+
+
+def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], defences: Sequence[str]) -> list[str]:
+    """The CNN goal, judged per defence and attack once every rate has run."""
+    out = []
+    for d in defences:
+        verdicts = []
+        for attack in attacks:
+            cells = [_cell(runs, "cnn", attack, r, d) for r in rates]
+            if not all(c and c.result for c in cells):
+                verdicts.append(f"{attack}: not every rate run yet")
+                continue
+            acc = [c.result.final_accuracy for c in cells]  # type: ignore[union-attr]
+            worst = min(acc)
+            drop = 100 * (acc[0] - worst)
+            met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS
+            verdicts.append(f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
+                            f"{rates[acc.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
+        out.append(f"  - {LABEL[d]}: " + "; ".join(verdicts) + ".")
+    return ["- Goal on the CNN, as run:", *out]
 
 
 def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], attacks: Sequence[str],
@@ -152,6 +173,7 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
         "~0.006 at 70-90 %; backdoor at 90 % succeeds (success rate 1.0).",
         "- Perfect-defence limit (20 rounds): MLP 0.968 at 0 % / 0.946 at 90 %; CNN 0.992 / 0.982.",
         "- Goal for this project: >= 0.97 at every rate with the CNN and <= 1.5 points drop from 0 to 90 %.",
+        *(goal_lines(runs, rates, attacks, defences) if "cnn" in models else []),
         "",
         f"Plot: `{tag_png(tag)}`. Round-by-round numbers: `bvfb-{tag}.json`.",
     ]

@@ -1,16 +1,17 @@
 """BVFB benchmark grid: the trust root on the CNN is read from BVFB's federations, which is only
-right while the two defences give the very same federation there."""
+right while the two defences give the very same federation there; the CNN goal is judged on every rate."""
 
 from __future__ import annotations
 
 import sys
 from dataclasses import replace
 
-from fedledger.experiment import ExperimentConfig, run_experiment
+from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
 from fedledger.paths import project_root
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
-from benchmarks.bvfb import _cell, grid, trust_root_is_bvfb  # noqa: E402
+from benchmarks._common import Run  # noqa: E402
+from benchmarks.bvfb import _cell, goal_lines, grid, trust_root_is_bvfb  # noqa: E402
 
 
 def test_trust_root_on_the_cnn_is_bvfb_exactly() -> None:
@@ -34,3 +35,21 @@ def test_the_grid_runs_the_trust_root_only_where_it_differs() -> None:
         assert _cell(runs, "mlp", "label-flip", rate, "trust-root") is not _cell(runs, "mlp", "label-flip", rate, "bvfb")
     # asked for alone, the trust root is run on the CNN too (there is no BVFB cell to read)
     assert [r.key[3] for r in grid(["cnn"], 20, [0.5], ["label-flip"], ["trust-root"], seed=0)] == ["trust-root"]
+
+
+def _run(rate: float, attack: str, accuracy: float) -> Run:
+    cfg = ExperimentConfig(model="cnn", malicious=rate, attack=attack, defence="bvfb")
+    last = RoundResult(20, accuracy, 0.1, [], [], [], None, None, None, True, {}, {}, None, None, 1.0)
+    return Run(("cnn", attack, f"{rate:.0%}", "bvfb"), cfg, ExperimentResult(cfg, [], 0.1, [last], 1.0))
+
+
+def test_the_cnn_goal_is_judged_only_on_every_rate() -> None:
+    rates = [0.0, 0.5, 0.9]
+    runs = [_run(0.0, "none", 0.985), _run(0.5, "label-flip", 0.983), _run(0.9, "label-flip", 0.979),
+            _run(0.5, "backdoor", 0.975), _run(0.9, "backdoor", 0.968)]  # fmt: skip
+    text = "\n".join(goal_lines(runs, rates, ["label-flip", "backdoor"], ["bvfb", "trust-root", "krum"]))
+    assert "BVFB: label-flip: met (worst 0.9790 at 90%, drop 0.6 points); backdoor: **not met** (worst 0.9680" in text
+    assert "trust root (ours): label-flip: met" in text  # read from BVFB's cells on the CNN
+    assert "Krum: label-flip: not every rate run yet" in text
+    runs[-1] = _run(0.9, "backdoor", 0.972)  # above 0.97, but 1.3 points below 0 %: still within 1.5
+    assert "backdoor: met (worst 0.9720 at 90%, drop 1.3 points)" in "\n".join(goal_lines(runs, rates, ["backdoor"], ["bvfb"]))
