@@ -51,7 +51,7 @@ FLAT_POINTS = 1.0  # a curve that moved at most this much over its last 5 rounds
 NODES = (30, 50)
 # The attack rows (50 nodes, 5 attackers, no DP). Label flipping is the paper's attack; a
 # Gaussian-noise model (global + N(0, 1) per weight, no training) is one FedAvg cannot absorb.
-ATTACKS = {"label-flip": "label flippers (y -> 9 - y)", "gaussian": "Gaussian-noise models (global + N(0, 1))"}
+ATTACKS = {"label-flip": ("label flippers", "y -> 9 - y"), "gaussian": ("Gaussian-noise models", "global + N(0, 1)")}
 # The paper eliminates one node per round; "eliminate 5" is told the true number of attackers (as
 # Krum's f and Trimmed Mean's trim are in the BVFB benchmark) to show what that one-a-round rule costs.
 DEFENCES = {"fedavg": ("fedavg", {}), "bpcv-fl": ("bpcv-fl", {}), "bpcv-fl-e5": ("bpcv-fl", {"eliminate": 5})}
@@ -173,7 +173,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
     gauss = s.mechanism == "gaussian"
     dp_name = f"GD-DP Gaussian, eps {s.epsilon:g} total" if gauss else f"GD-DP Laplace, eps {s.epsilon:g} per step"
     label = {r.key: f"{r.key[0]} nodes, {'no DP' if r.key[1] == 'none' else dp_name}, mutual supervision" for r in dp_runs}
-    label |= {r.key: f"50 nodes, 5 {ATTACKS[r.key[1]].split(' (')[0]}, {DEFENCE_TEXT[r.key[2]]}" for r in attack_runs}
+    label |= {r.key: f"50 nodes, 5 {ATTACKS[r.key[1]][0]}, {DEFENCE_TEXT[r.key[2]]}" for r in attack_runs}
     short = {r.key: f"{r.key[0]} {'no DP' if r.key[1] == 'none' else 'GD-DP'}" for r in dp_runs}
     short |= {r.key: f"50+5 {'flip' if r.key[1] == 'label-flip' else 'noise'} {r.key[2]}" for r in attack_runs}
     runs = dp_runs + attack_runs
@@ -209,7 +209,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
         "data); the worst node is eliminated each round and the engine's standby pool is every non-participant, so "
         "the node eliminated in round r sits out one round and rejoins: N - 1 nodes train from round 2 on); then 50 "
         "nodes of which 5 are attackers, no DP, FedAvg vs mutual supervision (the paper's one elimination a round, "
-        "and five, the true number of attackers), under two attacks: " + "; ".join(ATTACKS.values()) + ". "
+        "and five, the true number of attackers), under two attacks: " + "; ".join(f"{n} ({how})" for n, how in ATTACKS.values()) + ". "
         f"In-process engine (no chain). {dp_text}",
         "",
         "eps (last) is the largest per-node epsilon the nodes' own accountants report after the last round (a node "
@@ -275,7 +275,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
         "runs": [{"key": r.key, "label": label[r.key], **summary(r.result)} for r in runs if r.result],
     })  # fmt: skip
     panels = [(f"{n} nodes: {dp_name} vs none", [r for r in dp_runs if r.key[0] == n]) for n in NODES]
-    panels += [(f"50 nodes, 5 {ATTACKS[a].split(' (')[0]}", [r for r in attack_runs if r.key[1] == a]) for a in ATTACKS]
+    panels += [(f"50 nodes, 5 {ATTACKS[a][0]}", [r for r in attack_runs if r.key[1] == a]) for a in ATTACKS]
     plot_curves(RESULTS / f"bpcv-{tag}.png", panels, label)
     return lines
 
@@ -332,7 +332,7 @@ def verdict(s: Settings, costs: dict[int, tuple[float, float]], moved: dict[tupl
 
 def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float | None) -> list[str]:
     """One attack's paragraph: 5 of 50 attackers, FedAvg vs mutual supervision (no DP)."""
-    out = [f"## Mutual supervision against 5 of 50 {ATTACKS[attack]} (no DP)", ""]
+    out = [f"## Mutual supervision against 5 of 50 {ATTACKS[attack][0]} ({ATTACKS[attack][1]}) (no DP)", ""]
     if "fedavg" not in results:
         return out + ["Not run."]
     fedavg = results["fedavg"].rounds[-1].accuracy

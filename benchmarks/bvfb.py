@@ -88,18 +88,23 @@ def _cell(runs: list[Run], model: str, attack: str, rate: float, d: str) -> Run 
     return found
 
 
+def _finals(runs: list[Run], model: str, attack: str, rates: Sequence[float], d: str) -> list[float | None]:
+    """Final accuracy of defence `d` at each rate (None: not run)."""
+    cells = [_cell(runs, model, attack, r, d) for r in rates]
+    return [c.result.final_accuracy if c and c.result else None for c in cells]
+
+
 def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], defences: Sequence[str]) -> list[str]:
     """The CNN goal, judged per defence and attack once every rate has run."""
     out = []
     for d in defences:
         verdicts = []
         for attack in attacks:
-            cells = [_cell(runs, "cnn", attack, r, d) for r in rates]
-            if not all(c and c.result for c in cells):
+            acc = _finals(runs, "cnn", attack, rates, d)
+            if None in acc:
                 verdicts.append(f"{attack}: not every rate run yet")
                 continue
-            acc = [c.result.final_accuracy for c in cells]  # type: ignore[union-attr]
-            worst = min(acc)
+            worst = min(acc)  # type: ignore[type-var]
             drop = 100 * (acc[0] - worst)
             met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS
             verdicts.append(f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
@@ -146,11 +151,10 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
             lines.append("")
             drop = []
             for d in defences:
-                a0 = _cell(runs, model, attack, rates[0], d)
-                done = [c for c in (_cell(runs, model, attack, r, d) for r in rates[1:]) if c and c.result]
-                if a0 and a0.result and done:
-                    worst = min(a0.result.final_accuracy, *(c.result.final_accuracy for c in done))  # type: ignore[union-attr]
-                    drop.append(f"{LABEL[d]} {100 * (a0.result.final_accuracy - worst):.1f}")
+                a0, *rest = _finals(runs, model, attack, rates, d)
+                done = [a for a in rest if a is not None]
+                if a0 is not None and done:
+                    drop.append(f"{LABEL[d]} {100 * (a0 - min(a0, *done)):.1f}")
             lines += [f"Drop from {rates[0]:.0%} to the worst rate run (points): " + ("; ".join(drop) or "none run") + ".", ""]
             if attack == "backdoor":
                 lines += [f"Backdoor success rate (triggered non-target test images classified as the target) after round {rounds}:", ""]
@@ -172,7 +176,8 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
         "- Independent BVFB implementation (MLP, 10 rounds): 90 % label flipping 0.937; FedAvg and Median "
         "~0.006 at 70-90 %; backdoor at 90 % succeeds (success rate 1.0).",
         "- Perfect-defence limit (20 rounds): MLP 0.968 at 0 % / 0.946 at 90 %; CNN 0.992 / 0.982.",
-        "- Goal for this project: >= 0.97 at every rate with the CNN and <= 1.5 points drop from 0 to 90 %.",
+        f"- Goal for this project: >= {GOAL_ACCURACY:g} at every rate with the CNN and <= {GOAL_DROP_POINTS:g} points "
+        "drop from 0 to 90 %.",
         *(goal_lines(runs, rates, attacks, defences) if "cnn" in models else []),
         "",
         f"Plot: `{tag_png(tag)}`. Round-by-round numbers: `bvfb-{tag}.json`.",
