@@ -25,16 +25,18 @@ import torch
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
 from fedledger.paths import project_root
 
-__all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerprint", "fmt", "progress_bar", "run_grid",
+__all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerprint", "engine_sources", "fmt", "progress_bar", "run_grid",
            "still_running", "timing", "write_json", "write_markdown"]  # fmt: skip
 
 RESULTS = project_root() / "docs" / "results"
 CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON each (see run_grid)
-# Everything run_experiment's numbers depend on: a change to any of these files retires every cell.
-# fedledger/models.py counts only through the model a cell uses (see `cell_id`), so adding a model
-# does not retire the others' cells.
-ENGINE_SOURCES = ("client", "miner/defences", "fedledger/experiment.py", "fedledger/data.py",
-                  "fedledger/metrics.py", "fedledger/weights.py")  # fmt: skip
+# What run_experiment's numbers depend on besides the defence: a change to any of these files
+# retires every cell. A defence counts through its own module and the `miner.defences` modules it
+# imports (see `engine_sources`), so fixing one defence does not retire the other defences' cells;
+# fedledger/models.py counts only through the model a cell uses (see `cell_id`). The registry
+# (miner/defences/__init__.py) only maps names to classes, so adding a defence retires nothing.
+ENGINE_SOURCES = ("client", "fedledger/experiment.py", "fedledger/data.py", "fedledger/metrics.py",
+                  "fedledger/weights.py", "miner/defences/base.py", "miner/defences/_aggregate.py")  # fmt: skip
 
 
 @dataclass
@@ -81,15 +83,46 @@ def progress_bar(title: str, total: int) -> Iterator[Any]:
         yield _Handle()
 
 
-def engine_fingerprint() -> str:
-    """sha256 of the engine's source files (ENGINE_SOURCES), so a stored cell is reused only by
-    the code that produced it."""
+def _defence_modules(defence: str) -> list[Path]:
+    """The module of `defence` and every `miner.defences` module it imports, transitively."""
+    import ast
+    import inspect
+
+    from miner.defences import DEFENCES
+
+    cls = DEFENCES.get(defence.lower().replace("_", "-"))
+    if cls is None:
+        raise ValueError(f"unknown defence {defence!r}")
+    todo, seen = [Path(inspect.getfile(cls)).resolve()], set[Path]()
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("miner.defences."):
+                todo.append(path.parent / f"{node.module.rsplit('.', 1)[1]}.py")
+    return sorted(seen)
+
+
+def engine_sources(defence: str) -> list[Path]:
+    """Every source file a federation with `defence` depends on (except the model, see `cell_id`)."""
     root = project_root()
-    h = hashlib.sha256()
+    files: set[Path] = set()
     for entry in ENGINE_SOURCES:
         path = root / entry
-        for f in sorted(path.rglob("*.py")) if path.is_dir() else [path]:
-            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+        files.update(p.resolve() for p in (path.rglob("*.py") if path.is_dir() else [path]))
+    files.update(_defence_modules(defence))
+    return sorted(files)
+
+
+def engine_fingerprint(defence: str) -> str:
+    """sha256 of the engine's source files for `defence` (`engine_sources`), so a stored cell is
+    reused only by the code that produced it."""
+    root = project_root().resolve()
+    h = hashlib.sha256()
+    for f in engine_sources(defence):
+        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 
 
@@ -148,17 +181,17 @@ def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_mis
     """
     torch.set_num_threads(1)
     t0 = time.perf_counter()
-    fingerprint = engine_fingerprint() if cells is not None else ""
+    fingerprints = {r.cfg.defence: engine_fingerprint(r.cfg.defence) for r in runs} if cells is not None else {}
     todo = list(runs)
     if cells is not None:
         cells.mkdir(parents=True, exist_ok=True)
         for run in runs:
-            run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprint)}.json")
+            run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json")
         todo = [r for r in runs if r.result is None] if run_missing else []
     with progress_bar(title, sum(r.cfg.rounds for r in todo)) as bar:
         for run in todo:
             label = " ".join(str(k) for k in run.key)
-            path = cells / f"{cell_id(run.cfg, fingerprint)}.json" if cells is not None else None
+            path = cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json" if cells is not None else None
             if path is not None:
                 lock = path.with_suffix(".lock")
                 if not _claim(lock):
@@ -186,7 +219,7 @@ def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_mis
     if cells is not None:  # pick up what other processes finished meanwhile
         for run in runs:
             if run.result is None:
-                run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprint)}.json")
+                run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json")
     return time.perf_counter() - t0
 
 

@@ -17,7 +17,7 @@ from fedledger.experiment import ExperimentConfig, ExperimentResult, run_experim
 from fedledger.paths import project_root
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
-from benchmarks._common import Run, cell_id, engine_fingerprint, run_grid  # noqa: E402
+from benchmarks._common import Run, cell_id, engine_fingerprint, engine_sources, run_grid  # noqa: E402
 
 TINY = ExperimentConfig(clients=4, rounds=2, malicious=0.25, attack="label-flip", defence="median", local_steps=2)
 
@@ -28,7 +28,7 @@ def _timeless(d: dict) -> dict:
 
 
 def _cell(tmp: Path, cfg: ExperimentConfig) -> Path:
-    return tmp / f"{cell_id(cfg, engine_fingerprint())}.json"
+    return tmp / f"{cell_id(cfg, engine_fingerprint(TINY.defence))}.json"
 
 
 def test_stored_cell_equals_a_fresh_run_and_is_reused(tmp_path: Path) -> None:
@@ -46,11 +46,27 @@ def test_stored_cell_equals_a_fresh_run_and_is_reused(tmp_path: Path) -> None:
 
 
 def test_cell_names_follow_config_and_engine_code() -> None:
-    fp = engine_fingerprint()
+    fp = engine_fingerprint(TINY.defence)
     assert cell_id(TINY, fp) == cell_id(replace(TINY), fp)
     assert cell_id(TINY, fp) != cell_id(replace(TINY, seed=1), fp)
     assert cell_id(TINY, fp) != cell_id(TINY, "0" * 16)
     assert cell_id(TINY, fp) != cell_id(replace(TINY, model="cnn"), fp)
+
+
+def test_a_defence_counts_through_its_own_modules_only() -> None:
+    """Fixing one defence retires its cells and those of defences built on it, not the others'."""
+    def names(defence: str) -> set[str]:
+        return {p.relative_to(project_root().resolve()).as_posix() for p in engine_sources(defence)}
+
+    shared = {"miner/defences/base.py", "miner/defences/_aggregate.py", "fedledger/experiment.py", "client/training.py"}
+    assert shared <= names("median") and "miner/defences/median.py" in names("median")
+    assert not {"miner/defences/ll_bcfl.py", "miner/defences/bvfb.py", "miner/defences/__init__.py"} & names("median")
+    assert {"miner/defences/ll_bcfl.py", "miner/defences/fedavg.py"} <= names("ll-bcfl")  # ll_bcfl imports fedavg
+    assert {"miner/defences/trust_root.py", "miner/defences/bvfb.py"} <= names("trust-root")
+    assert "miner/defences/trust_root.py" not in names("bvfb")
+    assert engine_fingerprint("median") != engine_fingerprint("krum")
+    with pytest.raises(ValueError, match="unknown defence"):
+        engine_sources("no-such-defence")
 
 
 def test_a_changed_model_factory_retires_its_cells(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -58,7 +74,7 @@ def test_a_changed_model_factory_retires_its_cells(monkeypatch: pytest.MonkeyPat
 
     from fedledger import models
 
-    fp = engine_fingerprint()
+    fp = engine_fingerprint(TINY.defence)
     before = cell_id(TINY, fp)
 
     def other_mlp(in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
