@@ -155,6 +155,18 @@ def test_ll_bcfl_threshold_reputation_and_selection():
     assert dec.state["next_selection"] == [1, 2]  # top-2 reputations: 0.71 (2), 0.68 (1), 0.62 (0)
 
 
+def test_ll_bcfl_judges_noisy_updates_beside_their_peers():
+    """Local DP: every honest update scores well below the global model, a poisoned one lower
+    still. Against the global model alone all would be rejected and the federation would freeze."""
+    ups = updates_from(_cluster(3, 1))
+    acc = {0: (0.30, 2.0), 1: (0.28, 2.0), 2: (0.33, 2.0), 3: (0.05, 3.0)}
+    ctx = FixedContext(acc, global_acc=(0.6, 1.0))
+    dec = create_defence("ll-bcfl").aggregate(ups, ctx)
+    assert dec.metrics["threshold"] == pytest.approx((0.28 + 0.30) / 2 - 0.05)
+    assert dec.accepted == [0, 1, 2]
+    assert create_defence("ll-bcfl", acc_threshold=0.5).aggregate(ups, ctx).accepted == []  # the floor still holds
+
+
 def test_bpcv_fl_quality_elimination_winner_standby():
     ups = updates_from(_cluster(4, 0))
     peer = {  # peer[validator][target]
