@@ -332,7 +332,7 @@ def verdict(s: Settings, costs: dict[int, tuple[float, float]], moved: dict[tupl
 
 def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float | None) -> list[str]:
     """One attack's paragraph: 5 of 50 attackers, FedAvg vs mutual supervision (no DP)."""
-    out = [f"## Mutual supervision against 5 of 50 {ATTACKS[attack][0]} ({ATTACKS[attack][1]}) (no DP)", ""]
+    out = [f"## Mutual supervision against 5 of 50 {ATTACKS[attack][0]} ({ATTACKS[attack][1]}; no DP)", ""]
     if "fedavg" not in results:
         return out + ["Not run."]
     fedavg = results["fedavg"].rounds[-1].accuracy
