@@ -88,12 +88,9 @@ def _defence_modules(defence: str) -> list[Path]:
     import ast
     import inspect
 
-    from miner.defences import DEFENCES
+    from miner.defences import defence_class
 
-    cls = DEFENCES.get(defence.lower().replace("_", "-"))
-    if cls is None:
-        raise ValueError(f"unknown defence {defence!r}")
-    todo, seen = [Path(inspect.getfile(cls)).resolve()], set[Path]()
+    todo, seen = [Path(inspect.getfile(defence_class(defence))).resolve()], set[Path]()
     while todo:
         path = todo.pop()
         if path in seen:
@@ -182,16 +179,21 @@ def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_mis
     torch.set_num_threads(1)
     t0 = time.perf_counter()
     fingerprints = {r.cfg.defence: engine_fingerprint(r.cfg.defence) for r in runs} if cells is not None else {}
+
+    def stored(run: Run) -> Path:
+        assert cells is not None
+        return cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json"
+
     todo = list(runs)
     if cells is not None:
         cells.mkdir(parents=True, exist_ok=True)
         for run in runs:
-            run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json")
+            run.result = _load_cell(stored(run))
         todo = [r for r in runs if r.result is None] if run_missing else []
     with progress_bar(title, sum(r.cfg.rounds for r in todo)) as bar:
         for run in todo:
             label = " ".join(str(k) for k in run.key)
-            path = cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json" if cells is not None else None
+            path = stored(run) if cells is not None else None
             if path is not None:
                 lock = path.with_suffix(".lock")
                 if not _claim(lock):
@@ -219,7 +221,7 @@ def run_grid(title: str, runs: Sequence[Run], cells: Path | None = None, run_mis
     if cells is not None:  # pick up what other processes finished meanwhile
         for run in runs:
             if run.result is None:
-                run.result = _load_cell(cells / f"{cell_id(run.cfg, fingerprints[run.cfg.defence])}.json")
+                run.result = _load_cell(stored(run))
     return time.perf_counter() - t0
 
 

@@ -28,7 +28,7 @@ def _timeless(d: dict) -> dict:
 
 
 def _cell(tmp: Path, cfg: ExperimentConfig) -> Path:
-    return tmp / f"{cell_id(cfg, engine_fingerprint(TINY.defence))}.json"
+    return tmp / f"{cell_id(cfg, engine_fingerprint(cfg.defence))}.json"
 
 
 def test_stored_cell_equals_a_fresh_run_and_is_reused(tmp_path: Path) -> None:

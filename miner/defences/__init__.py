@@ -31,21 +31,25 @@ DEFENCES: dict[str, type[Defence]] = {
 }
 
 
+def defence_class(name: str) -> type[Defence]:
+    """The class registered under `name` (any case, ``_`` or ``-``)."""
+    try:
+        return DEFENCES[name.lower().replace("_", "-")]
+    except KeyError:
+        raise ValueError(f"unknown defence {name!r} ({', '.join(DEFENCES)})") from None
+
+
 def create_defence(name: str, **kwargs: Any) -> Defence:
     """Defence registry: ``create_defence("krum", num_malicious=4)``.
 
     Names: fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl,
     model-chain, fltrust, trust-root.
     """
-    key = name.lower().replace("_", "-")
-    try:
-        cls = DEFENCES[key]
-    except KeyError:
-        raise ValueError(f"unknown defence {name!r} ({', '.join(DEFENCES)})") from None
-    return cls(**kwargs)
+    return defence_class(name)(**kwargs)
 
 
 __all__ = [
     "BCSFL", "BPCVFL", "BVFB", "DEFENCES", "LLBCFL", "ClientUpdate", "Context", "Decision", "Defence",
     "FLTrust", "FedAvg", "Krum", "Median", "ModelChain", "MultiKrum", "TrimmedMean", "TrustRoot", "create_defence",
+    "defence_class",
 ]
