@@ -44,6 +44,8 @@ ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
 PAPER_BVFB = "85.9-87.5 % (range over rates, both attacks)"
 LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 rounds: (0 %, 90 %)
 GOAL_ACCURACY, GOAL_DROP_POINTS = 0.97, 1.5  # issue 7, CNN: at every rate; from 0 to 90 %
+# The goal is on clean accuracy, which a backdoor leaves intact: say beside it where the trigger wins.
+BACKDOOR_IN = 0.5
 # The order a long grid is worked through: the defences the project adds first, the floor last.
 RUN_ORDER = ["bvfb", "trust-root", "median", "trimmed-mean", "krum", "fedavg", "fltrust"]
 
@@ -94,6 +96,19 @@ def _finals(runs: list[Run], model: str, attack: str, rates: Sequence[float], d:
     return [c.result.final_accuracy if c and c.result else None for c in cells]
 
 
+def _backdoor_note(runs: list[Run], rates: Sequence[float], d: str) -> str:
+    """Where the CNN backdoor gets in under defence `d` (success >= BACKDOOR_IN), or that it never does."""
+    cells = [(r, _cell(runs, "cnn", "backdoor", r, d)) for r in rates if r > 0]
+    success = [(r, c.result.rounds[-1].asr) for r, c in cells if c and c.result and c.result.rounds[-1].asr is not None]
+    if not success:
+        return ""
+    got_in = [(r, s) for r, s in success if s >= BACKDOOR_IN]
+    if got_in:
+        r, s = got_in[0]
+        return f", but the backdoor gets in from {r:.0%} (success {fmt(s, 3)})"
+    return f", backdoor success <= {fmt(max(s for _, s in success), 3)} at every rate"
+
+
 def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], defences: Sequence[str]) -> list[str]:
     """The CNN goal, judged per defence and attack once every rate has run."""
     out = []
@@ -107,8 +122,11 @@ def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], 
             worst = min(acc)  # type: ignore[type-var]
             drop = 100 * (acc[0] - worst)
             met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS
-            verdicts.append(f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
-                            f"{rates[acc.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
+            verdict = (f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
+                       f"{rates[acc.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
+            if attack == "backdoor":
+                verdict += _backdoor_note(runs, rates, d)
+            verdicts.append(verdict)
         out.append(f"  - {LABEL[d]}: " + "; ".join(verdicts) + ".")
     return ["- Goal on the CNN, as run:", *out]
 

@@ -37,19 +37,24 @@ def test_the_grid_runs_the_trust_root_only_where_it_differs() -> None:
     assert [r.key[3] for r in grid(["cnn"], 20, [0.5], ["label-flip"], ["trust-root"], seed=0)] == ["trust-root"]
 
 
-def _run(rate: float, attack: str, accuracy: float) -> Run:
+def _run(rate: float, attack: str, accuracy: float, asr: float | None = None) -> Run:
     cfg = ExperimentConfig(model="cnn", malicious=rate, attack=attack, defence="bvfb")
-    last = RoundResult(20, accuracy, 0.1, [], [], [], None, None, None, True, {}, {}, None, None, 1.0)
+    last = RoundResult(20, accuracy, 0.1, [], [], [], None, None, asr, True, {}, {}, None, None, 1.0)
     return Run(("cnn", attack, f"{rate:.0%}", "bvfb"), cfg, ExperimentResult(cfg, [], 0.1, [last], 1.0))
 
 
 def test_the_cnn_goal_is_judged_only_on_every_rate() -> None:
     rates = [0.0, 0.5, 0.9]
     runs = [_run(0.0, "none", 0.985), _run(0.5, "label-flip", 0.983), _run(0.9, "label-flip", 0.979),
-            _run(0.5, "backdoor", 0.975), _run(0.9, "backdoor", 0.968)]  # fmt: skip
+            _run(0.5, "backdoor", 0.975, 0.002), _run(0.9, "backdoor", 0.968, 0.003)]  # fmt: skip
     text = "\n".join(goal_lines(runs, rates, ["label-flip", "backdoor"], ["bvfb", "trust-root", "krum"]))
     assert "BVFB: label-flip: met (worst 0.9790 at 90%, drop 0.6 points); backdoor: **not met** (worst 0.9680" in text
     assert "trust root (ours): label-flip: met" in text  # read from BVFB's cells on the CNN
     assert "Krum: label-flip: not every rate run yet" in text
-    runs[-1] = _run(0.9, "backdoor", 0.972)  # above 0.97, but 1.3 points below 0 %: still within 1.5
+    assert "drop 1.7 points), backdoor success <= 0.003 at every rate" in text
+    runs[-1] = _run(0.9, "backdoor", 0.972, 0.003)  # above 0.97, but 1.3 points below 0 %: still within 1.5
     assert "backdoor: met (worst 0.9720 at 90%, drop 1.3 points)" in "\n".join(goal_lines(runs, rates, ["backdoor"], ["bvfb"]))
+    # clean accuracy can hold while the trigger wins: the verdict says so
+    runs[-2] = _run(0.5, "backdoor", 0.984, 0.979)
+    assert "drop 1.3 points), but the backdoor gets in from 50% (success 0.979)" in "\n".join(
+        goal_lines(runs, rates, ["backdoor"], ["bvfb"]))
