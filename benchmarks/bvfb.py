@@ -46,6 +46,8 @@ LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 ro
 GOAL_ACCURACY, GOAL_DROP_POINTS = 0.97, 1.5  # issue 7, CNN: at every rate; from 0 to 90 %
 # The goal is on clean accuracy, which a backdoor leaves intact: say beside it where the trigger wins.
 BACKDOOR_IN = 0.5
+# The tables give the last round's accuracy; where the last rounds swing this much, say so beside them.
+SWING_ROUNDS, SWING_POINTS = 5, 5.0
 # The order a long grid is worked through: the defences the project adds first, the floor last.
 RUN_ORDER = ["bvfb", "trust-root", "median", "trimmed-mean", "krum", "fedavg", "fltrust"]
 
@@ -131,6 +133,31 @@ def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], 
     return ["- Goal on the CNN, as run:", *out]
 
 
+def swing_lines(runs: list[Run], rounds: int) -> list[str]:
+    """Federations whose accuracy over the last SWING_ROUNDS rounds spans more than SWING_POINTS points."""
+    order = {d: i for i, d in enumerate(DEFENCES + ["fltrust"])}
+    swinging = []
+    for run in runs:
+        if not run.result or len(run.result.rounds) < SWING_ROUNDS:
+            continue
+        tail = [r.accuracy for r in run.result.rounds[-SWING_ROUNDS:]]
+        if 100 * (max(tail) - min(tail)) > SWING_POINTS:
+            model, attack, rate, d = run.key
+            swinging.append(((model, attack, order.get(d, 99), float(rate.rstrip("%"))),
+                             f"- {model.upper()}, {attack}, {rate}, {LABEL[d]}: {fmt(min(tail))} to {fmt(max(tail))} "
+                             f"(last round {fmt(tail[-1])})"))  # fmt: skip
+    first = rounds - SWING_ROUNDS + 1
+    return [
+        f"## Federations that swing between rounds (rounds {first}-{rounds} span more than {SWING_POINTS:g} points)",
+        "",
+        "The tables give the last round's accuracy; for these federations a round earlier or later could read "
+        "very differently, so read the range:",
+        "",
+        *([line for _, line in sorted(swinging)] or ["- none of the federations run so far."]),
+        "",
+    ]
+
+
 def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], attacks: Sequence[str],
            defences: Sequence[str], rounds: int, seed: int, wall: str, cmd: str, tag: str) -> list[str]:  # fmt: skip
     """The markdown tables: accuracy (and backdoor success) per rate and defence."""
@@ -187,6 +214,7 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
                         row.append(fmt(run.result.rounds[-1].asr, 3) if run and run.result else "not run")
                     lines.append(f"| {rate:.0%} | " + " | ".join(row) + " |")
                 lines.append("")
+    lines += swing_lines(runs, rounds)
     lines += [
         "## Paper and reference numbers (ARCHITECTURE.md)",
         "",

@@ -11,7 +11,7 @@ from fedledger.paths import project_root
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
 from benchmarks._common import Run  # noqa: E402
-from benchmarks.bvfb import _cell, goal_lines, grid, trust_root_is_bvfb  # noqa: E402
+from benchmarks.bvfb import _cell, goal_lines, grid, swing_lines, trust_root_is_bvfb  # noqa: E402
 
 
 def test_trust_root_on_the_cnn_is_bvfb_exactly() -> None:
@@ -58,3 +58,19 @@ def test_the_cnn_goal_is_judged_only_on_every_rate() -> None:
     runs[-2] = _run(0.5, "backdoor", 0.984, 0.979)
     assert "drop 1.3 points), but the backdoor gets in from 50% (success 0.979)" in "\n".join(
         goal_lines(runs, rates, ["backdoor"], ["bvfb"]))
+
+
+def test_federations_that_swing_between_rounds_are_named_with_their_range() -> None:
+    def run(rate: float, defence: str, accuracies: list[float]) -> Run:
+        cfg = ExperimentConfig(model="cnn", malicious=rate, attack="label-flip", defence=defence)
+        rounds = [RoundResult(i + 1, a, 0.1, [], [], [], None, None, None, True, {}, {}, None, None, 1.0)
+                  for i, a in enumerate(accuracies)]  # fmt: skip
+        return Run(("cnn", "label-flip", f"{rate:.0%}", defence), cfg, ExperimentResult(cfg, [], 0.1, rounds, 1.0))
+
+    steady = run(0.3, "bvfb", [0.5, 0.98, 0.981, 0.979, 0.98, 0.982])  # the swing before the last five is not counted
+    swinging = run(0.4, "fedavg", [0.9, 0.96, 0.15, 0.988, 0.2, 0.988])
+    text = "\n".join(swing_lines([steady, swinging], 6))
+    assert "rounds 2-6 span more than 5 points" in text
+    assert "- CNN, label-flip, 40%, FedAvg: 0.1500 to 0.9880 (last round 0.9880)" in text
+    assert "BVFB" not in text
+    assert "- none of the federations run so far." in "\n".join(swing_lines([steady], 6))
