@@ -123,9 +123,13 @@ def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], 
                 continue
             worst = min(acc)  # type: ignore[type-var]
             drop = 100 * (acc[0] - worst)
-            met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS
+            # a federation that swings between rounds does not hold its accuracy, whatever its last round reads
+            swings = [r for r in rates if _swing(_cell(runs, "cnn", attack, r, d))]
+            met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS and not swings
             verdict = (f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
                        f"{rates[acc.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
+            if swings:
+                verdict += f", swings between rounds at {', '.join(f'{r:.0%}' for r in swings)}"
             if attack == "backdoor":
                 verdict += _backdoor_note(runs, rates, d)
             verdicts.append(verdict)
@@ -133,19 +137,24 @@ def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], 
     return ["- Goal on the CNN, as run:", *out]
 
 
+def _swing(run: Run | None) -> tuple[float, float, float] | None:
+    """(lowest, highest, last) accuracy over the last SWING_ROUNDS rounds, if they span more than SWING_POINTS."""
+    if not run or not run.result or len(run.result.rounds) < SWING_ROUNDS:
+        return None
+    tail = [r.accuracy for r in run.result.rounds[-SWING_ROUNDS:]]
+    return (min(tail), max(tail), tail[-1]) if 100 * (max(tail) - min(tail)) > SWING_POINTS else None
+
+
 def swing_lines(runs: list[Run], rounds: int) -> list[str]:
     """Federations whose accuracy over the last SWING_ROUNDS rounds spans more than SWING_POINTS points."""
     order = {d: i for i, d in enumerate(DEFENCES + ["fltrust"])}
     swinging = []
     for run in runs:
-        if not run.result or len(run.result.rounds) < SWING_ROUNDS:
-            continue
-        tail = [r.accuracy for r in run.result.rounds[-SWING_ROUNDS:]]
-        if 100 * (max(tail) - min(tail)) > SWING_POINTS:
+        if swing := _swing(run):
             model, attack, rate, d = run.key
+            lo, hi, last = swing
             swinging.append(((model, attack, order.get(d, 99), float(rate.rstrip("%"))),
-                             f"- {model.upper()}, {attack}, {rate}, {LABEL[d]}: {fmt(min(tail))} to {fmt(max(tail))} "
-                             f"(last round {fmt(tail[-1])})"))  # fmt: skip
+                             f"- {model.upper()}, {attack}, {rate}, {LABEL[d]}: {fmt(lo)} to {fmt(hi)} (last round {fmt(last)})"))  # fmt: skip
     first = rounds - SWING_ROUNDS + 1
     return [
         f"## Federations that swing between rounds (rounds {first}-{rounds} span more than {SWING_POINTS:g} points)",

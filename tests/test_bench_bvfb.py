@@ -4,6 +4,7 @@ right while the two defences give the very same federation there; the CNN goal i
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from dataclasses import replace
 
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
@@ -37,10 +38,13 @@ def test_the_grid_runs_the_trust_root_only_where_it_differs() -> None:
     assert [r.key[3] for r in grid(["cnn"], 20, [0.5], ["label-flip"], ["trust-root"], seed=0)] == ["trust-root"]
 
 
-def _run(rate: float, attack: str, accuracy: float, asr: float | None = None) -> Run:
-    cfg = ExperimentConfig(model="cnn", malicious=rate, attack=attack, defence="bvfb")
-    last = RoundResult(20, accuracy, 0.1, [], [], [], None, None, asr, True, {}, {}, None, None, 1.0)
-    return Run(("cnn", attack, f"{rate:.0%}", "bvfb"), cfg, ExperimentResult(cfg, [], 0.1, [last], 1.0))
+def _run(rate: float, attack: str, accuracy: float, asr: float | None = None, *, defence: str = "bvfb",
+         earlier: Sequence[float] = ()) -> Run:  # fmt: skip
+    """A finished CNN federation whose last round reads `accuracy` (after rounds reading `earlier`)."""
+    cfg = ExperimentConfig(model="cnn", malicious=rate, attack=attack, defence=defence)
+    rounds = [RoundResult(i + 1, a, 0.1, [], [], [], None, None, asr, True, {}, {}, None, None, 1.0)
+              for i, a in enumerate([*earlier, accuracy])]  # fmt: skip
+    return Run(("cnn", attack, f"{rate:.0%}", defence), cfg, ExperimentResult(cfg, [], 0.1, rounds, 1.0))
 
 
 def test_the_cnn_goal_is_judged_only_on_every_rate() -> None:
@@ -60,17 +64,15 @@ def test_the_cnn_goal_is_judged_only_on_every_rate() -> None:
         goal_lines(runs, rates, ["backdoor"], ["bvfb"]))
 
 
-def test_federations_that_swing_between_rounds_are_named_with_their_range() -> None:
-    def run(rate: float, defence: str, accuracies: list[float]) -> Run:
-        cfg = ExperimentConfig(model="cnn", malicious=rate, attack="label-flip", defence=defence)
-        rounds = [RoundResult(i + 1, a, 0.1, [], [], [], None, None, None, True, {}, {}, None, None, 1.0)
-                  for i, a in enumerate(accuracies)]  # fmt: skip
-        return Run(("cnn", "label-flip", f"{rate:.0%}", defence), cfg, ExperimentResult(cfg, [], 0.1, rounds, 1.0))
-
-    steady = run(0.3, "bvfb", [0.5, 0.98, 0.981, 0.979, 0.98, 0.982])  # the swing before the last five is not counted
-    swinging = run(0.4, "fedavg", [0.9, 0.96, 0.15, 0.988, 0.2, 0.988])
+def test_federations_that_swing_between_rounds_are_named_and_fail_the_goal() -> None:
+    steady = _run(0.3, "label-flip", 0.982, earlier=[0.5, 0.98, 0.981, 0.979, 0.98])  # the early swing is not counted
+    swinging = _run(0.5, "label-flip", 0.988, defence="fedavg", earlier=[0.9, 0.96, 0.15, 0.988, 0.2])
     text = "\n".join(swing_lines([steady, swinging], 6))
     assert "rounds 2-6 span more than 5 points" in text
-    assert "- CNN, label-flip, 40%, FedAvg: 0.1500 to 0.9880 (last round 0.9880)" in text
+    assert "- CNN, label-flip, 50%, FedAvg: 0.1500 to 0.9880 (last round 0.9880)" in text
     assert "BVFB" not in text
     assert "- none of the federations run so far." in "\n".join(swing_lines([steady], 6))
+    # every last round is >= 0.97, but at 50 % the accuracy is not held
+    runs = [_run(0.0, "none", 0.99, defence="fedavg"), swinging]
+    text = "\n".join(goal_lines(runs, [0.0, 0.5], ["label-flip"], ["fedavg"]))
+    assert "FedAvg: label-flip: **not met** (worst 0.9880 at 50%, drop 0.2 points), swings between rounds at 50%." in text
