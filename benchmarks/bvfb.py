@@ -8,7 +8,8 @@ and FedAvg as the floor; FLTrust (`fltrust`) on request. Every federation runs i
 (`run_experiment`): the full grid on the chain would not fit this box.
 
 The full grid is 114 federations for the MLP and 95 for the CNN, whose trust root is BVFB exactly
-and is read from BVFB's federations (about 4.3 hours for the MLP and 16 for the CNN on one core),
+and is read from BVFB's federations (measured, two at a time on a 2-core box: 4.3 hours of compute for
+the MLP and 27 for the CNN),
 so it is resumable: every finished federation is kept in `docs/results/cells/bvfb/`
 (named by its config and the engine's code, see `benchmarks._common.run_grid`), a re-run loads
 what is there and runs the rest, and two processes can share the grid (one per core). The table
@@ -266,10 +267,15 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
                         ys.append(run.result.final_accuracy if what == "acc" else (run.result.rounds[-1].asr or 0.0))
                 # dashed where the column repeats BVFB's federations, so the two lines stay apart to the eye
                 same = d == "trust-root" and _trust_root_from_bvfb(m, defences)
-                ax.plot(xs, ys, marker="o", ls="--" if same else "-", label=LABEL[d] + (" (= BVFB)" if same else ""))
+                (line,) = ax.plot(xs, ys, marker="o", ls="--" if same else "-", label=LABEL[d] + (" (= BVFB)" if same else ""))
+                if what == "acc":  # where the last rounds swing, the last round is luck: show their range
+                    for rate in rates:
+                        if swing := _swing(_cell(runs, m, a, rate, d)):
+                            ax.vlines(100 * rate, swing[0], swing[1], color=line.get_color(), alpha=0.35, lw=5)
             if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
                 ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="grey")
-            ax.set_title(f"{m.upper()} {a}: {'accuracy' if what == 'acc' else 'backdoor success'}")
+            what_text = f"accuracy (bars: range of the last {SWING_ROUNDS} rounds)" if what == "acc" else "backdoor success"
+            ax.set_title(f"{m.upper()} {a}: {what_text}", fontsize=10)
             ax.set_xlabel("malicious clients (%)")
             ax.set_xlim(-3, 93)
             ax.set_ylim(0, 1.02)
