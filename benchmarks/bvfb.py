@@ -148,13 +148,12 @@ def _swing(run: Run | None) -> tuple[float, float, float] | None:
 
 def swing_lines(runs: list[Run], rounds: int) -> list[str]:
     """Federations whose accuracy over the last SWING_ROUNDS rounds spans more than SWING_POINTS points."""
-    order = {d: i for i, d in enumerate(DEFENCES + ["fltrust"])}
     swinging = []
     for run in runs:
         if swing := _swing(run):
             model, attack, rate, d = run.key
             lo, hi, last = swing
-            swinging.append(((model, attack, order.get(d, 99), float(rate.rstrip("%"))),
+            swinging.append(((model, attack, list(LABEL).index(d), float(rate.rstrip("%"))),
                              f"- {model.upper()}, {attack}, {rate}, {LABEL[d]}: {fmt(lo)} to {fmt(hi)} (last round {fmt(last)})"))  # fmt: skip
     first = rounds - SWING_ROUNDS + 1
     return [
