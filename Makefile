@@ -24,6 +24,7 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/pytest -q
 
 demo: setup

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
-from fedledger.paths import project_root
+from fedledger.core.paths import project_root
 
 __all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerprint", "engine_sources", "fmt", "progress_bar", "run_grid",
            "still_running", "timing", "write_json", "write_markdown"]  # fmt: skip
@@ -31,12 +31,12 @@ __all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerp
 RESULTS = project_root() / "docs" / "results"
 CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON each (see run_grid)
 # What run_experiment's numbers depend on besides the defence: a change to any of these files
-# retires every cell. A defence counts through its own module and the `miner.defences` modules it
+# retires every cell. A defence counts through its own module and the `fedledger.core.defences` modules it
 # imports (see `engine_sources`), so fixing one defence does not retire the other defences' cells;
-# fedledger/models.py counts only through the model a cell uses (see `cell_id`). The registry
-# (miner/defences/__init__.py) only maps names to classes, so adding a defence retires nothing.
-ENGINE_SOURCES = ("client", "fedledger/experiment.py", "fedledger/data.py", "fedledger/metrics.py",
-                  "fedledger/weights.py", "miner/defences/base.py", "miner/defences/_aggregate.py")  # fmt: skip
+# fedledger/core/models.py counts only through the model a cell uses (see `cell_id`). The registry
+# (fedledger/core/defences/__init__.py) only maps names to classes, so adding a defence retires nothing.
+ENGINE_SOURCES = ("fedledger/core/learning", "fedledger/core/attacks.py", "fedledger/core/protocol/validation.py", "fedledger/experiment.py", "fedledger/core/data.py", "fedledger/core/metrics.py",
+                  "fedledger/core/weights.py", "fedledger/core/defences/base.py", "fedledger/core/defences/_aggregate.py")  # fmt: skip
 
 
 @dataclass
@@ -84,11 +84,11 @@ def progress_bar(title: str, total: int) -> Iterator[Any]:
 
 
 def _defence_modules(defence: str) -> list[Path]:
-    """The module of `defence` and every `miner.defences` module it imports, transitively."""
+    """The module of `defence` and every `fedledger.core.defences` module it imports, transitively."""
     import ast
     import inspect
 
-    from miner.defences import defence_class
+    from fedledger.core.defences import defence_class
 
     todo, seen = [Path(inspect.getfile(defence_class(defence))).resolve()], set[Path]()
     while todo:
@@ -97,7 +97,7 @@ def _defence_modules(defence: str) -> list[Path]:
             continue
         seen.add(path)
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("miner.defences."):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fedledger.core.defences."):
                 todo.append(path.parent / f"{node.module.rsplit('.', 1)[1]}.py")
     return sorted(seen)
 
@@ -127,7 +127,7 @@ def _model_source(spec: str) -> str:
     """The code that builds model `spec`: its factory and the shared weight helpers."""
     import inspect
 
-    from fedledger import models
+    from fedledger.core import models
 
     factory = models.MODELS.get(spec)
     parts = [models.create_model, models.get_weights, models.set_weights] + ([factory] if factory else [])

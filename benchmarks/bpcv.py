@@ -3,12 +3,12 @@
 Paper setup (issue 7): MNIST, 30 and 50 data nodes, GD-DP at epsilon 10; 5 of 50 nodes malicious;
 the paper reports a DP cost of up to 4 points, the goal here is <= 2 points at convergence.
 
-GD-DP with a real guarantee: DP-SGD (`client.dp`, mechanism "gaussian"): every per-sample gradient
+GD-DP with a real guarantee: DP-SGD (`fedledger.core.learning.privacy`, mechanism "gaussian"): every per-sample gradient
 clipped to L2 norm C, Gaussian noise of std sigma * C on the clipped sum. `DPConfig.epsilon` is
 only the Laplace mechanism's *per-step* epsilon; the Gaussian mechanism takes sigma, so sigma is
 calibrated here (`noise_multiplier_for`): Opacus' `get_noise_multiplier` for the planned number of
 local steps, then checked (and raised if needed) with an Opacus RDP accountant fed exactly the
-steps `client.training` will take, so that each client's TOTAL privacy loss over all rounds and
+steps `fedledger.core.learning.training` will take, so that each client's TOTAL privacy loss over all rounds and
 local steps is epsilon = 10 at delta = 1e-5. The accountant's own epsilon after the last round is
 what the results report. Same model / batch / local epochs / rounds for the no-DP run of each pair;
 each runs at its own learning rate (clipped DP steps and raw gradients want different step sizes).
@@ -88,8 +88,8 @@ MODEL_TEXT = {"mlp": "MLP 784-256-128-10 (sigmoid)", "cnn": "LeNet-5-like CNN (R
 
 
 def train_sizes(clients: int, seed: int) -> list[int]:
-    """Every node's local training-set size, as `fedledger.data.client_data` splits it (IID)."""
-    from fedledger.data import load_dataset, partition_indices
+    """Every node's local training-set size, as `fedledger.core.data.client_data` splits it (IID)."""
+    from fedledger.core.data import load_dataset, partition_indices
 
     ds = load_dataset("mnist")
     parts = partition_indices(ds.y_train.numpy(), clients, scheme="iid", seed=seed)
@@ -98,9 +98,9 @@ def train_sizes(clients: int, seed: int) -> list[int]:
 
 def spent_epsilon(sigma: float, n: int, s: Settings, rounds: int) -> float:
     """Epsilon (at s.delta) an Opacus RDP accountant reports for a node that trained in `rounds`
-    rounds on `n` samples: the same steps and sample rates `client.training.train_local` records."""
-    from client.dp import DPConfig, create_accountant
-    from client.training import TrainConfig, account_past_rounds
+    rounds on `n` samples: the same steps and sample rates `fedledger.core.learning.training.train_local` records."""
+    from fedledger.core.learning.privacy import DPConfig, create_accountant
+    from fedledger.core.learning.training import TrainConfig, account_past_rounds
 
     acc = create_accountant("gaussian")  # what the engine's nodes use
     account_past_rounds(acc, DPConfig(noise_multiplier=sigma, max_grad_norm=s.clip, delta=s.delta), n,

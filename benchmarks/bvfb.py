@@ -30,8 +30,8 @@ from typing import Any
 
 from benchmarks._common import CELLS, RESULTS, Run, box, command_line, fmt, run_grid, summary, timing, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig
-from fedledger.models import create_model
-from miner.defences.trust_root import first_input_layer
+from fedledger.core.models import create_model
+from fedledger.core.defences.trust_root import first_input_layer
 
 DEFENCES = ["fedavg", "krum", "trimmed-mean", "median", "bvfb", "trust-root"]
 ATTACKS = ["label-flip", "backdoor"]

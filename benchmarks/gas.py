@@ -14,12 +14,12 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from deploy import devnet
-from deploy.deployer import deploy
-from fedledger.chain import (
+from fedledger.deploy import devnet
+from fedledger.deploy.deployer import deploy
+from fedledger.core.chain import (
     FedLedger, Mechanism, Proposal, TaskSpec, connect, devnet_account, encode_scores, score_commitment,
 )  # fmt: skip
-from fedledger.paths import project_root
+from fedledger.core.paths import project_root
 
 ETH = 10**18
 # a real CIDv1 (raw leaves, base32) of the length every model CID has

@@ -7,7 +7,7 @@ rep = 0.5 * eval + 0.5 * rep_prev, top 10 of all 100 next round; a client that h
 competes with the initial reputation 0.5), MLP, SGD lr 0.1, batch 32, 1 local epoch,
 non-IID = Dirichlet(alpha 0.5). In-process engine.
 
-DP is GD-DP on the clients (`client.dp`) with one privacy budget for both mechanisms: every
+DP is GD-DP on the clients (`fedledger.core.learning.privacy`) with one privacy budget for both mechanisms: every
 client's TOTAL epsilon over all the run's rounds is at most 10, assuming it is selected in every
 round (top-N by reputation keeps re-selecting the same clients, so that is nearly what happens):
 
@@ -45,8 +45,8 @@ LR, BATCH, LOCAL_EPOCHS, ALPHA, VAL_FRACTION = 0.1, 32, 1, 0.5, 0.1
 
 
 def train_sizes(partition: str, seed: int) -> list[int]:
-    """Every client's local training-set size (from `fedledger.data.client_data` itself, ~0.5 s)."""
-    from fedledger.data import client_data, load_dataset
+    """Every client's local training-set size (from `fedledger.core.data.client_data` itself, ~0.5 s)."""
+    from fedledger.core.data import client_data, load_dataset
 
     ds = load_dataset("mnist")
     return [len(client_data(ds, partition, seed, 100, k, alpha=ALPHA, val_fraction=VAL_FRACTION).y_train)

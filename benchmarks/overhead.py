@@ -29,7 +29,7 @@ import torch
 from benchmarks._common import RESULTS, box, command_line, fmt, progress_bar, write_json, write_markdown
 from fedledger.experiment import ExperimentConfig, run_experiment
 from fedledger.simulate import SimConfig, simulate
-from fedledger.task import TaskConfig
+from fedledger.core.protocol.task import TaskConfig
 
 GOAL = 1.15
 PHASES = ("train", "commit", "reveal", "aggregate")

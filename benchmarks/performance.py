@@ -4,7 +4,7 @@ clients and model size, and whole rounds through chain + IPFS vs number of clien
 1. Miner verification (in memory, no storage I/O): for n = 10, 50, 100 client models of the MLP
    and the CNN, the miner's per-round input checks (`compute_cid` of the bytes, sha256 against the
    on-chain digest, safetensors `loads` with the expected names/shapes/dtypes/finite check; what
-   `miner.round.fetch_weights` does after the storage read) and each defence's `aggregate` alone.
+   `fedledger.core.protocol.rounds.fetch_weights` does after the storage read) and each defence's `aggregate` alone.
    Client models are the initial model plus N(0, 0.01^2) noise (timing does not depend on values).
 2. Rounds on the full stack: `simulate` with n clients, 1 round, a fresh anvil and a real js-ipfs
    daemon, 3 committee miners; wall time, phases, gas per client. Every owner validates every
@@ -30,15 +30,15 @@ from typing import Any
 import torch
 
 from benchmarks._common import RESULTS, box, command_line, progress_bar, write_json, write_markdown
-from client.behaviour import behaviour_model
-from client.training import TrainConfig
-from fedledger.data import load_dataset
-from fedledger.models import create_model, get_weights
+from fedledger.core.learning.behaviour import behaviour_model
+from fedledger.core.learning.training import TrainConfig
+from fedledger.core.data import load_dataset
+from fedledger.core.models import create_model, get_weights
 from fedledger.simulate import SimConfig, simulate
-from fedledger.storage import compute_cid
-from fedledger.task import TaskConfig
-from fedledger.weights import WeightsMeta, dumps, loads, sha256_hex, spec_of
-from miner.defences import ClientUpdate, Context, create_defence
+from fedledger.core.storage import compute_cid
+from fedledger.core.protocol.task import TaskConfig
+from fedledger.core.weights import WeightsMeta, dumps, loads, sha256_hex, spec_of
+from fedledger.core.defences import ClientUpdate, Context, create_defence
 
 DEFENCES = ["fedavg", "krum", "median", "trimmed-mean", "bvfb", "fltrust", "bcs-fl"]
 CLIENTS = [10, 50, 100]

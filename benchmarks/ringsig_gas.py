@@ -16,14 +16,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploy import devnet
-from deploy.compile import compile_contracts
-from deploy.deployer import deploy_data_registry
-from fedledger import ringsig
-from fedledger.chain import connect, devnet_account
-from fedledger.chain.data_registry import DataRegistry, signature_abi
-from fedledger.paths import project_root
-from fedledger.ringsig import KeyPair
+from fedledger.deploy import devnet
+from fedledger.deploy.compile import compile_contracts
+from fedledger.deploy.deployer import deploy_data_registry
+from fedledger.core import ringsig
+from fedledger.core.chain import connect, devnet_account
+from fedledger.core.chain.data_registry import DataRegistry, signature_abi
+from fedledger.core.paths import project_root
+from fedledger.core.ringsig import KeyPair
 
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
@@ -41,7 +41,7 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
             w3 = connect(net.rpc_url)
             node = w3.provider.make_request("anvil_nodeInfo", []).get("result", {})
             entry = deploy_data_registry(w3, devnet_account(0))
-            reg = DataRegistry(w3, entry["address"], compile_contracts()["DataRegistry"]["abi"], devnet_account(0))
+            reg = DataRegistry(w3, entry["address"], load_abi("DataRegistry"), devnet_account(0))
             keys = [KeyPair.generate() for _ in range(max(sizes))]
             register_gas = [reg.register_key(k)[1].gas_used for k in keys]
             relayer = reg.as_account(devnet_account(7))  # shares are relayed, as a sharer would

@@ -15,9 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from fedledger.paths import project_root
-from fedledger.storage import EmbeddedStore, RpcStore, Store, compute_cid, push
-from fedledger.storage import daemon as ipfs_daemon
+from fedledger.core.paths import project_root
+from fedledger.core.storage import EmbeddedStore, RpcStore, Store, compute_cid, push
+from fedledger.core.storage import daemon as ipfs_daemon
 
 SIZES = {"1 MB": 1_000_000, "50 MB": 50_000_000}
 

@@ -13,10 +13,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from deploy import devnet
-from deploy.deployer import deploy
-from fedledger.chain import FedLedger, connect, devnet_account
-from fedledger.paths import project_root
+from fedledger.deploy import devnet
+from fedledger.deploy.deployer import deploy
+from fedledger.core.chain import FedLedger, connect, devnet_account
+from fedledger.core.paths import project_root
 
 
 def measure(n: int) -> dict[str, float]:

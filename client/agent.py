@@ -21,18 +21,18 @@ import torch
 from eth_account.messages import encode_defunct
 from eth_utils import keccak
 
-from client.attacks import Attack, create_attack
-from client.behaviour import behaviour_model
-from client.dp import create_accountant
-from client.training import account_past_rounds, train_local
-from client.validation import peer_score, validation_targets
-from fedledger.chain import (
+from fedledger.core.attacks import Attack, create_attack
+from fedledger.core.learning.behaviour import behaviour_model
+from fedledger.core.learning.privacy import create_accountant
+from fedledger.core.learning.training import account_past_rounds, train_local
+from fedledger.core.protocol.validation import peer_score, validation_targets
+from fedledger.core.chain import (
     ContractRevert, FedLedger, Phase, RoundInfo, TaskStatus, TransactionFailed, bits, encode_scores, score_commitment,
 )  # fmt: skip
-from fedledger.models import StateDict, create_model
-from fedledger.storage import Store
-from fedledger.weights import WeightsMeta, dumps, sha256_hex
-from miner.round import BadInput, fetch_weights, task_config
+from fedledger.core.models import StateDict, create_model
+from fedledger.core.storage import Store
+from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
+from fedledger.core.protocol.rounds import BadInput, fetch_weights, task_config
 
 log = logging.getLogger(__name__)
 

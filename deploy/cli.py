@@ -9,9 +9,9 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from deploy import devnet as devnet_mod
-from deploy.deployer import DEFAULT_MIN_STAKE, DEFAULT_UNSTAKE_DELAY
-from deploy.deployer import deploy as deploy_contracts
+from fedledger.deploy import devnet as devnet_mod
+from fedledger.deploy.deployer import DEFAULT_MIN_STAKE, DEFAULT_UNSTAKE_DELAY
+from fedledger.deploy.deployer import deploy as deploy_contracts
 
 console = Console(stderr=True)
 devnet_app = typer.Typer(help="Start and stop a local Ethereum devnet (anvil or Hardhat).", no_args_is_help=True)
@@ -88,7 +88,7 @@ def deploy(
     """Deploy the contracts (idempotent) and write deployments/<chainId>.json."""
     from web3.exceptions import Web3Exception
 
-    from fedledger.chain import ContractRevert, connect, load_account
+    from fedledger.core.chain import ContractRevert, connect, load_account
 
     rpc = rpc or default_rpc()
     if key is None and keystore is None and account is None:

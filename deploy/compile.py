@@ -10,7 +10,8 @@ from typing import Any
 
 import solcx
 
-from fedledger.paths import node_modules, project_root
+from fedledger.core.chain.binding import ABI_DIR
+from fedledger.core.paths import node_modules, project_root
 
 SOLC_WRAPPER = Path(__file__).with_name("solc-wrapper.cjs")
 EVM_VERSION = "prague"
@@ -84,3 +85,20 @@ def compile_contracts(*, force: bool = False) -> dict[str, dict[str, Any]]:
     cache.parent.mkdir(parents=True, exist_ok=True)
     cache.write_text(json.dumps(artifacts))
     return artifacts
+
+
+def write_abis(directory: Path = ABI_DIR) -> list[Path]:
+    """Write each contract's ABI as package data (`fedledger/core/chain/abi/<Name>.json`), the
+    ABIs the agents load at run time; `tests/chain/test_bindings.py` checks they are current."""
+    directory.mkdir(parents=True, exist_ok=True)
+    out = []
+    for name, artifact in sorted(compile_contracts().items()):
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(artifact["abi"], indent=1, sort_keys=True) + "\n")
+        out.append(path)
+    return out
+
+
+if __name__ == "__main__":
+    for written in write_abis():
+        print(written)

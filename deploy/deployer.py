@@ -11,9 +11,9 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from deploy.compile import compile_contracts
-from fedledger.chain.errors import ErrorDecoder
-from fedledger.chain.tx import Transactor
+from fedledger.deploy.compile import compile_contracts
+from fedledger.core.chain.errors import ErrorDecoder
+from fedledger.core.chain.tx import Transactor
 
 DEFAULT_MIN_STAKE = 10**18  # 1 ETH
 DEFAULT_UNSTAKE_DELAY = 7 * 24 * 3600

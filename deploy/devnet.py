@@ -11,8 +11,8 @@ from pathlib import Path
 
 import requests
 
-from fedledger.paths import node_modules, project_root, state_dir
-from fedledger.processes import stop_process
+from fedledger.core.paths import node_modules, project_root, state_dir
+from fedledger.core.processes import stop_process
 
 # The well-known public devnet mnemonic of anvil and Hardhat: test accounts only.
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"

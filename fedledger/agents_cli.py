@@ -27,8 +27,8 @@ DEFAULT_STORE = "embedded:.fedledger/store"
 
 
 def _ledger(rpc: str | None, manifest: Path | None, key: str | None, keystore: Path | None, account: int | None):
-    from deploy.cli import default_rpc
-    from fedledger.chain import FedLedger, connect, load_account
+    from fedledger.deploy.cli import default_rpc
+    from fedledger.core.chain import FedLedger, connect, load_account
 
     try:
         w3 = connect(rpc or default_rpc())
@@ -75,8 +75,8 @@ def task_publish(
 ) -> None:  # fmt: skip
     """Upload the initial model, escrow the reward and publish the task; prints its id."""
     from fedledger.requester import publish
-    from fedledger.storage import open_store
-    from fedledger.task import TaskConfig
+    from fedledger.core.storage import open_store
+    from fedledger.core.protocol.task import TaskConfig
 
     cfg = TaskConfig.from_toml(config)
     ledger = _ledger(rpc, manifest, key, keystore, 0 if account is None and not (key or keystore) else account)
@@ -132,8 +132,8 @@ def client_run(
     """Run data owner K's agent until the task ends: register, train, submit, validate, withdraw."""
     import torch
 
-    from client.agent import ClientAgent
-    from fedledger.storage import open_store
+    from fedledger.client.agent import ClientAgent
+    from fedledger.core.storage import open_store
 
     _logging(verbose)
     torch.set_num_threads(1)
@@ -155,8 +155,8 @@ def miner_run(
     """Run a miner until the task ends: stake, verify, defend, aggregate, vote, advance."""
     import torch
 
-    from fedledger.storage import open_store
-    from miner.agent import MinerAgent
+    from fedledger.core.storage import open_store
+    from fedledger.miner.agent import MinerAgent
 
     _logging(verbose)
     torch.set_num_threads(1)
@@ -193,7 +193,7 @@ def simulate(
 ) -> None:
     """Run a whole federation on a devnet + storage: deploy, publish, clients, miners, report."""
     from fedledger.simulate import SimConfig
-    from fedledger.task import TaskConfig
+    from fedledger.core.protocol.task import TaskConfig
 
     _logging(verbose)
     if config is not None:
@@ -264,9 +264,9 @@ def audit(
     rpc: RpcOpt = None, manifest: ManifestOpt = None, store: StoreOpt = DEFAULT_STORE,
 ) -> None:  # fmt: skip
     """Recompute a round from chain + storage; exit 1 if the recorded result does not follow."""
-    from fedledger.chain import Phase
-    from fedledger.storage import open_store
-    from miner.round import compute_round
+    from fedledger.core.chain import Phase
+    from fedledger.core.storage import open_store
+    from fedledger.miner.round import compute_round
 
     ledger = _ledger(rpc, manifest, None, None, None)
     ri = ledger.round_info(task, round_)
@@ -300,7 +300,7 @@ def demo(
 ) -> None:
     """The main job in a few minutes: 10 owners (30 % label flippers), BVFB, 3 miners, 5 rounds."""
     from fedledger.simulate import SimConfig
-    from fedledger.task import TaskConfig
+    from fedledger.core.protocol.task import TaskConfig
 
     task = TaskConfig(clients=10, min_clients=10, rounds=5, local_epochs=2, defence="bvfb", committee_size=3)
     # two owners run as their own OS processes, as real data owners would

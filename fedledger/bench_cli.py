@@ -34,7 +34,7 @@ def _runner(name: str, full: bool) -> Callable[[], object]:
     module_name, has_run = BENCHMARKS[name]
     # benchmarks/ is a top-level directory of the checkout, not part of the installed package:
     # the console script does not put the checkout on sys.path, so do it here.
-    from fedledger.paths import project_root
+    from fedledger.core.paths import project_root
 
     root = str(project_root())
     if root not in sys.path:

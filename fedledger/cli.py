@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import typer
 
-from deploy.cli import deploy, devnet_app
+from fedledger.deploy.cli import deploy, devnet_app
 from fedledger.agents_cli import audit, client_app, demo, miner_app, simulate, task_app
 from fedledger.bench_cli import bench
 from fedledger.data_cli import data_app
 from fedledger.experiment_cli import experiment
 from fedledger.explorer_cli import explorer
-from fedledger.storage.cli import ipfs_app
+from fedledger.storage_cli import ipfs_app
 
 app = typer.Typer(
     name="fedledger",

@@ -20,7 +20,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from fedledger.ringsig import KeyPair
+from fedledger.core.ringsig import KeyPair
 
 data_app = typer.Typer(
     help="Anonymous data sharing with linkable ring signatures (Model Chain) and the seeded train/test split.",
@@ -74,10 +74,10 @@ def load_key(path: Path) -> KeyPair:
 
 def _registry(rpc: str | None, manifest: Path | None, *, key: str | None = None, keystore: Path | None = None,
               account: int | None = None, need_sender: bool = True, default_account: int | None = 0) -> Any:
-    from deploy.cli import default_rpc
-    from deploy.deployer import manifest_path
-    from fedledger.chain import connect, load_account
-    from fedledger.chain.data_registry import DataRegistry
+    from fedledger.deploy.cli import default_rpc
+    from fedledger.deploy.deployer import manifest_path
+    from fedledger.core.chain import connect, load_account
+    from fedledger.core.chain.data_registry import DataRegistry
 
     w3 = connect(rpc or default_rpc())
     path = manifest or manifest_path(w3.eth.chain_id)
@@ -97,8 +97,8 @@ def _run(fn: Any) -> Any:
     """Domain errors -> one line on stderr and exit code 1 (never a traceback with locals)."""
     from web3.exceptions import Web3Exception
 
-    from fedledger.chain import ChainError
-    from fedledger.storage import StorageError
+    from fedledger.core.chain import ChainError
+    from fedledger.core.storage import StorageError
 
     try:
         return fn()
@@ -178,8 +178,8 @@ def share(
     The sender is public: pass an address NOT linked to your ring key (a relayer or a fresh
     account), or the ring hides nothing. There is no default sender for this reason.
     """
-    from fedledger.chain.data_registry import pick_ring
-    from fedledger.storage import open_store
+    from fedledger.core.chain.data_registry import pick_ring
+    from fedledger.core.storage import open_store
 
     def go() -> None:
         ring_key = load_key(key_file)
@@ -217,7 +217,7 @@ def split(
     running this later gets the same sets. Default sender: devnet account 0 (only if a transaction
     is needed).
     """
-    from fedledger.chain import ContractRevert
+    from fedledger.core.chain import ContractRevert
 
     def go() -> None:
         reg = _registry(rpc, manifest, need_sender=False)
@@ -270,8 +270,8 @@ def pack(
 ) -> None:
     """Write labelled examples as a shareable file: a pool's test split of such files can be a
     task's common test set (task.toml `test_pool`)."""
-    from fedledger.data import load_dataset
-    from fedledger.pooldata import pack as pack_examples
+    from fedledger.core.data import load_dataset
+    from fedledger.core.pooldata import pack as pack_examples
 
     def go() -> None:
         ds = load_dataset(dataset)

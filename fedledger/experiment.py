@@ -1,11 +1,11 @@
 """In-process federation runner: the engine without a chain.
 
-The same client code (``client.training``, ``client.attacks``, ``client.validation``) and the
-same defences (``miner.defences``) the agents use, driven round by round in one process. It is
+The same client code (``fedledger.core.learning.training``, ``fedledger.core.attacks``, ``fedledger.core.protocol.validation``) and the
+same defences (``fedledger.core.defences``) the agents use, driven round by round in one process. It is
 the fast path for paper sweeps and the baseline against which the ledger's overhead is measured.
 
 Data split: clients get IID / Dirichlet / shard partitions of the training set
-(``fedledger.data.client_data``). The test set is split once (seeded) into a *miner part*
+(``fedledger.core.data.client_data``). The test set is split once (seeded) into a *miner part*
 (``miner_test_size`` samples: the miner's test / validation set for BVFB's reference choice,
 LL-BCFL validation, BCS-FL losses, Model Chain's benchmark, and the first ``root_size`` of it as
 FLTrust's root dataset) and a disjoint *evaluation part* on which the reported accuracy is measured.
@@ -25,16 +25,16 @@ from typing import Any
 import numpy as np
 import torch
 
-from client.attacks import Attack, create_attack
-from client.behaviour import behaviour_model
-from client.dp import DPConfig, create_accountant
-from client.training import TrainConfig, train_local
-from client.validation import score_vector, validation_targets
-from fedledger.data import ClientData, client_data, load_dataset
-from fedledger.metrics import attack_success_rate, detection, evaluate
-from fedledger.models import StateDict, create_model, get_weights
-from miner.defences import Context, Decision, create_defence
-from miner.defences.base import ClientUpdate
+from fedledger.core.attacks import Attack, create_attack
+from fedledger.core.learning.behaviour import behaviour_model
+from fedledger.core.learning.privacy import DPConfig, create_accountant
+from fedledger.core.learning.training import TrainConfig, train_local
+from fedledger.core.protocol.validation import score_vector, validation_targets
+from fedledger.core.data import ClientData, client_data, load_dataset
+from fedledger.core.metrics import attack_success_rate, detection, evaluate
+from fedledger.core.models import StateDict, create_model, get_weights
+from fedledger.core.defences import Context, Decision, create_defence
+from fedledger.core.defences.base import ClientUpdate
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "RoundResult", "run_experiment"]
 

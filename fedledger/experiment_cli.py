@@ -69,7 +69,7 @@ def experiment(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from fedledger.data import DatasetMissingError
+    from fedledger.core.data import DatasetMissingError
     from fedledger.experiment import ExperimentConfig, RoundResult, run_experiment
 
     torch.set_num_threads(threads)

@@ -23,7 +23,7 @@ def explorer(
     import uvicorn
     from rich.console import Console
 
-    from deploy import devnet as devnet_mod
+    from fedledger.deploy import devnet as devnet_mod
     from fedledger.explorer import create_app
     from fedledger.explorer.rpc import ChainReader, RpcError
 

@@ -3,12 +3,12 @@ it once enough data owners and miners are in, and reclaims unspent escrow at the
 
 from __future__ import annotations
 
-from fedledger.chain import ContractRevert, FedLedger, TaskStatus
-from fedledger.models import create_model, get_weights
-from fedledger.storage import Store
-from fedledger.task import TaskConfig
-from fedledger.weights import WeightsMeta, dumps, sha256_hex
-from miner.round import defence_from
+from fedledger.core.chain import ContractRevert, FedLedger, TaskStatus
+from fedledger.core.models import create_model, get_weights
+from fedledger.core.storage import Store
+from fedledger.core.protocol.task import TaskConfig
+from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
+from fedledger.core.protocol.rounds import defence_from
 
 
 def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:

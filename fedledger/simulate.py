@@ -20,18 +20,18 @@ from typing import Any, Callable
 
 import torch
 
-from client.agent import ClientAgent
-from deploy import devnet as devnet_mod
-from deploy.deployer import deploy
-from fedledger.chain import FedLedger, Phase, bits, connect, devnet_account
+from fedledger.client.agent import ClientAgent
+from fedledger.deploy import devnet as devnet_mod
+from fedledger.deploy.deployer import deploy
+from fedledger.core.chain import FedLedger, Phase, bits, connect, devnet_account
 from fedledger.experiment import malicious_ids
-from fedledger.metrics import attack_success_rate, detection, evaluate
-from fedledger.models import create_model
+from fedledger.core.metrics import attack_success_rate, detection, evaluate
+from fedledger.core.models import create_model
 from fedledger.requester import RequesterAgent, publish
-from fedledger.storage import CachingStore, open_store
-from fedledger.task import TaskConfig
-from miner.agent import MinerAgent
-from miner.round import fetch_weights
+from fedledger.core.storage import CachingStore, open_store
+from fedledger.core.protocol.task import TaskConfig
+from fedledger.miner.agent import MinerAgent
+from fedledger.core.protocol.rounds import fetch_weights
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         if store_spec == "embedded":
             store_spec = f"embedded:{out / 'store'}"
         elif store_spec == "ipfs":
-            from fedledger.storage import daemon
+            from fedledger.core.storage import daemon
 
             daemon_dir = out / "ipfs"
             store_spec = daemon.start(daemon_dir).api
@@ -214,7 +214,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             if p.poll() is None:
                 p.kill()
         if daemon_dir is not None and not cfg.keep:
-            from fedledger.storage import daemon
+            from fedledger.core.storage import daemon
 
             daemon.stop(daemon_dir)
         if net is not None and not cfg.keep:
@@ -309,7 +309,7 @@ class _Evaluator:
         if fin:
             cid, digest = fin[0]["globalCID"], bytes(fin[0]["globalDigest"])
         else:
-            from miner.round import round_start
+            from fedledger.core.protocol.rounds import round_start
 
             cid, digest, _ = round_start(ledger, task_id, r)  # failed: the global model is unchanged
         w, _ = fetch_weights(self.store, cid, digest, expected=None)
@@ -358,7 +358,7 @@ def gas_used(ledger: FedLedger, from_block: int) -> tuple[int, dict[str, dict[st
 
 
 def _signature(item: dict[str, Any]) -> str:
-    from fedledger.chain.errors import _abi_type
+    from fedledger.core.chain.errors import _abi_type
 
     return f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
 

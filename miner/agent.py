@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import time
 
-from fedledger.chain import ContractRevert, FedLedger, Phase, TaskStatus, TransactionFailed
-from fedledger.storage import Store
-from miner.round import RoundOutcome, compute_round
+from fedledger.core.chain import ContractRevert, FedLedger, Phase, TaskStatus, TransactionFailed
+from fedledger.core.storage import Store
+from fedledger.miner.round import RoundOutcome, compute_round
 
 log = logging.getLogger(__name__)
 

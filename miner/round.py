@@ -9,22 +9,26 @@ derives the same proposal and its hash.
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import parse_qsl
 
 import torch
 
-from client.validation import validation_targets
-from fedledger.chain import FedLedger, Proposal, bitmap, bits
-from fedledger.chain.types import REP_SCALE
-from fedledger.lru import SizedLRU
-from fedledger.models import StateDict
-from fedledger.storage import StorageError, Store, compute_cid
-from fedledger.task import TaskConfig
-from fedledger.weights import WeightsError, WeightsMeta, check, dumps, loads, sha256_hex, spec_of
-from miner.defences import ClientUpdate, Context, Decision, create_defence
+from fedledger.core.chain import FedLedger, Proposal, bitmap, bits
+from fedledger.core.chain.types import REP_SCALE
+from fedledger.core.defences import Context, Decision
+from fedledger.core.protocol.rounds import (
+    defence_from,
+    fetch_weights,
+    load_updates,
+    miner_test_set,
+    reputations_before,
+    round_start,
+    task_config,
+)
+from fedledger.core.protocol.task import TaskConfig
+from fedledger.core.protocol.validation import validation_targets
+from fedledger.core.storage import Store, compute_cid
+from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 
 log = logging.getLogger(__name__)
 
@@ -41,173 +45,6 @@ class RoundOutcome:
     decision: Decision | None
     rejected: dict[int, str] = field(default_factory=dict)  # client index -> why
     participants: list[int] = field(default_factory=list)
-
-
-class BadInput(ValueError):
-    """A submission that cannot be used (digest mismatch, unreadable or malformed weights)."""
-
-
-def task_config(ledger: FedLedger, task_id: int) -> TaskConfig:
-    return TaskConfig.from_chain(ledger.task_spec(task_id), ledger.task_mechanism(task_id))
-
-
-class _ParsedWeights:
-    """Weights already fetched, digest-checked and parsed in this process, keyed by (CID, digest).
-
-    Content-addressed, so the parse of a CID never changes: agents sharing a process
-    (`fedledger simulate`: 20 owners each validating 19 peers, 3 miners) parse each file once,
-    as they share one verified-bytes cache (`CachingStore`). Callers get their own copies."""
-
-    def __init__(self, max_bytes: int = 128 * 1024 * 1024) -> None:
-        self._lru = SizedLRU(max_bytes)
-
-    def get(self, cid: str, digest: bytes) -> tuple[StateDict, WeightsMeta] | None:
-        hit = self._lru.get((cid, digest))
-        if hit is None:
-            return None
-        weights, meta = hit
-        return OrderedDict((k, v.clone()) for k, v in weights.items()), meta
-
-    def put(self, cid: str, digest: bytes, weights: StateDict, meta: WeightsMeta) -> None:
-        size = sum(v.numel() * v.element_size() for v in weights.values())
-        self._lru.put((cid, digest), (OrderedDict((k, v.clone()) for k, v in weights.items()), meta), size)
-
-
-_parsed = _ParsedWeights()
-
-
-def fetch_weights(store: Store, cid: str, digest: bytes, expected: dict[str, Any] | None) -> tuple[StateDict, WeightsMeta]:
-    """Bytes from storage (checked against the CID), the on-chain digest, then the safetensors
-    checks (names, shapes, dtypes, finite values). Never unpickles."""
-    hit = _parsed.get(cid, digest)
-    if hit is None:
-        hit = _fetch_weights(store, cid, digest)
-        _parsed.put(cid, digest, *hit)
-    try:
-        check(hit[0], expected)
-    except WeightsError as exc:
-        raise BadInput(f"weights {cid}: {exc}") from None
-    return hit
-
-
-def _fetch_weights(store: Store, cid: str, digest: bytes) -> tuple[StateDict, WeightsMeta]:
-    try:
-        data = store.get(cid)
-    except StorageError as exc:
-        raise BadInput(f"weights {cid}: {exc}") from None
-    if sha256_hex(data) != digest.hex():
-        raise BadInput(f"weights {cid}: sha256 {sha256_hex(data)[:16]}.. does not match the on-chain digest {digest.hex()[:16]}..")
-    try:
-        return loads(data)
-    except WeightsError as exc:
-        raise BadInput(f"weights {cid}: {exc}") from None
-
-
-def miner_test_set(ledger: FedLedger, store: Store, cfg: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
-    """The miners' common test set: the dataset's seeded test part, or the test split of a Model
-    Chain data pool (shares recomputed from the chain, bytes checked against their digests)."""
-    if cfg.test_pool < 0:
-        return cfg.test_split()[0]
-    from fedledger.chain.data_registry import DataRegistry
-    from fedledger.pooldata import ExamplesError, unpack
-
-    registry = DataRegistry(ledger.w3, cfg.test_registry, _abi("DataRegistry"))
-    xs, ys = [], []
-    for share in registry.recompute_split(cfg.test_pool).test:
-        try:
-            data = store.get(share.cid)
-            if sha256_hex(data) != share.digest.hex():
-                raise BadInput(f"share {share.share_id}: bytes do not match the digest on chain")
-            x, y = unpack(data, input_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
-        except (BadInput, StorageError, ExamplesError) as exc:  # every miner skips the same shares
-            log.warning("pool %d: share %d unusable as test data: %s", cfg.test_pool, share.share_id, exc)
-            continue
-        xs.append(x)
-        ys.append(y)
-    if not xs:
-        raise ValueError(f"pool {cfg.test_pool} has no usable test data")
-    return torch.cat(xs), torch.cat(ys)
-
-
-def _abi(name: str) -> list[dict[str, Any]]:
-    from deploy.compile import compile_contracts
-
-    return compile_contracts()[name]["abi"]
-
-
-def round_start(ledger: FedLedger, task_id: int, round_: int) -> tuple[str, bytes, int]:
-    """(global CID, digest, block) the round started from: the last finalised round before it,
-    else the task's initial model; block is where round `round_` opened."""
-    opened = ledger.events("RoundOpened", taskId=task_id, round=round_)
-    if not opened:
-        raise ValueError(f"task {task_id} round {round_} has not opened")
-    block = opened[0]["block_number"]
-    finalised = [e for e in ledger.events("RoundFinalised", taskId=task_id, to_block=block) if e["round"] < round_]
-    if finalised:
-        last = finalised[-1]
-        return last["globalCID"], bytes(last["globalDigest"]), block
-    spec = ledger.task_spec(task_id)
-    return spec.initial_weights_cid, spec.initial_digest, block
-
-
-def reputations_before(ledger: FedLedger, task_id: int, round_: int, opened_block: int) -> dict[int, int]:
-    """Client index -> on-chain reputation when `round_` opened, from events alone (a node
-    without archive state serves them too): the registration values, overwritten by the last
-    proposal finalised before the round."""
-    reps = {int(e["index"]): int(e["reputation"]) for e in ledger.events("ClientRegistered", taskId=task_id, to_block=opened_block)}
-    finalised = [e for e in ledger.events("RoundFinalised", taskId=task_id, to_block=opened_block) if e["round"] < round_]
-    if finalised:
-        last = finalised[-1]
-        proposal = ledger.proposals(task_id, int(last["round"]))[bytes(last["proposalHash"])]
-        reps.update(enumerate(proposal.reputations))
-    return reps
-
-
-def load_updates(
-    ledger: FedLedger, store: Store, task_id: int, round_: int, global_w: StateDict
-) -> tuple[list[ClientUpdate], dict[int, str]]:
-    """Every submission of the round as a ClientUpdate; bad ones go to `rejected` with the reason."""
-    expected = spec_of(global_w)
-    pace_spec = {k: v for k, v in expected.items() if v[1].is_floating_point}
-    updates, rejected = [], {}
-    for s in ledger.submissions(task_id, round_):
-        try:
-            weights, _ = fetch_weights(store, s.weights_cid, s.digest, expected)
-            pace = None
-            if s.behaviour_cid:
-                data = store.get(s.behaviour_cid)
-                pace, _ = loads(data, expected=pace_spec)
-            updates.append(ClientUpdate(s.index, OrderedDict((k, weights[k]) for k in global_w), s.n_samples, pace=pace))
-        except (BadInput, StorageError, WeightsError) as exc:
-            rejected[s.index] = str(exc)
-            log.warning("round %d: rejected client %d: %s", round_, s.index, exc)
-    return updates, rejected
-
-
-def defence_from(cfg: TaskConfig, n_submitted: int) -> Any:
-    """The task's defence; its on-chain name may carry parameters: `krum?num_malicious=4`."""
-    name, _, query = cfg.defence.partition("?")
-    kwargs: dict[str, Any] = {k: _number(v) for k, v in parse_qsl(query)}
-    key = name.lower().replace("_", "-")
-    if key in ("bvfb", "trust-root"):
-        kwargs.setdefault("theta", cfg.theta)
-    if key == "ll-bcfl":
-        kwargs.setdefault("w4", cfg.rep_eval)
-        kwargs.setdefault("w5", cfg.rep_prev)
-        if cfg.selection == "top-n":
-            kwargs.setdefault("top_n", cfg.selection_n)
-    if key in ("krum", "multi-krum") and "num_malicious" in kwargs:
-        kwargs["num_malicious"] = max(0, min(int(kwargs["num_malicious"]), (n_submitted - 3) // 2))
-    return create_defence(name, **kwargs)
-
-
-def _number(v: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
 
 
 def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) -> RoundOutcome:
@@ -285,8 +122,8 @@ def _best_accuracy(
     """Model Chain's benchmark: best test accuracy of the global models adopted before `round_`."""
     if not cfg.defence.startswith("model-chain"):
         return None
-    from fedledger.metrics import evaluate
-    from fedledger.models import create_model
+    from fedledger.core.metrics import evaluate
+    from fedledger.core.models import create_model
 
     model = create_model(cfg.model, in_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
     best = None

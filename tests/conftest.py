@@ -15,7 +15,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A real anvil process for the whole session (anvil slows down as blocks pile up, so one per
     session, never a long-lived shared one)."""
-    from deploy import devnet as devnet_mod
+    from fedledger.deploy import devnet as devnet_mod
 
     net = devnet_mod.start("anvil", log_dir=tmp_path_factory.mktemp("anvil"))
     yield net
@@ -24,7 +24,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
 @pytest.fixture(scope="session")
 def w3(devnet):
-    from fedledger.chain import connect
+    from fedledger.core.chain import connect
 
     return connect(devnet.rpc_url)
 
@@ -33,8 +33,8 @@ def w3(devnet):
 def fl(w3, tmp_path: Path):
     """A fresh FedLedger deployment (isolates staking and tasks between tests), bound to the
     requester (devnet account 0). Short unstake delay so tests can exercise it."""
-    from deploy.deployer import deploy
-    from fedledger.chain import FedLedger, devnet_account
+    from fedledger.deploy.deployer import deploy
+    from fedledger.core.chain import FedLedger, devnet_account
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path, min_stake=10**18, unstake_delay=3600)
     return FedLedger.from_manifest(w3, tmp_path / "31337.json", devnet_account(0))

@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from fedledger.paths import project_root
+from fedledger.core.paths import project_root
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
 from benchmarks.bpcv import Settings, attack_lines, noise_multiplier_for, spent_epsilon  # noqa: E402
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult  # noqa: E402
-from fedledger.metrics import detection  # noqa: E402
+from fedledger.core.metrics import detection  # noqa: E402
 
 
 @pytest.mark.parametrize("n", [1800, 1080])  # 30 and 50 nodes' shares; 1080 is not a multiple of the batch

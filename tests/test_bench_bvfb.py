@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
-from fedledger.paths import project_root
+from fedledger.core.paths import project_root
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
 from benchmarks._common import Run  # noqa: E402

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fedledger.experiment import ExperimentConfig, ExperimentResult, run_experiment
-from fedledger.paths import project_root
+from fedledger.core.paths import project_root
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
 from benchmarks._common import Run, cell_id, engine_fingerprint, engine_sources, run_grid  # noqa: E402
@@ -58,12 +58,12 @@ def test_a_defence_counts_through_its_own_modules_only() -> None:
     def names(defence: str) -> set[str]:
         return {p.relative_to(project_root().resolve()).as_posix() for p in engine_sources(defence)}
 
-    shared = {"miner/defences/base.py", "miner/defences/_aggregate.py", "fedledger/experiment.py", "client/training.py"}
-    assert shared <= names("median") and "miner/defences/median.py" in names("median")
-    assert not {"miner/defences/ll_bcfl.py", "miner/defences/bvfb.py", "miner/defences/__init__.py"} & names("median")
-    assert {"miner/defences/ll_bcfl.py", "miner/defences/fedavg.py"} <= names("ll-bcfl")  # ll_bcfl imports fedavg
-    assert {"miner/defences/trust_root.py", "miner/defences/bvfb.py"} <= names("trust-root")
-    assert "miner/defences/trust_root.py" not in names("bvfb")
+    shared = {"fedledger/core/defences/base.py", "fedledger/core/defences/_aggregate.py", "fedledger/experiment.py", "fedledger/core/learning/training.py"}
+    assert shared <= names("median") and "fedledger/core/defences/median.py" in names("median")
+    assert not {"fedledger/core/defences/ll_bcfl.py", "fedledger/core/defences/bvfb.py", "fedledger/core/defences/__init__.py"} & names("median")
+    assert {"fedledger/core/defences/ll_bcfl.py", "fedledger/core/defences/fedavg.py"} <= names("ll-bcfl")  # ll_bcfl imports fedavg
+    assert {"fedledger/core/defences/trust_root.py", "fedledger/core/defences/bvfb.py"} <= names("trust-root")
+    assert "fedledger/core/defences/trust_root.py" not in names("bvfb")
     assert engine_fingerprint("median") != engine_fingerprint("krum")
     with pytest.raises(ValueError, match="unknown defence"):
         engine_sources("no-such-defence")
@@ -72,7 +72,7 @@ def test_a_defence_counts_through_its_own_modules_only() -> None:
 def test_a_changed_model_factory_retires_its_cells(monkeypatch: pytest.MonkeyPatch) -> None:
     from torch import nn
 
-    from fedledger import models
+    from fedledger.core import models
 
     fp = engine_fingerprint(TINY.defence)
     before = cell_id(TINY, fp)

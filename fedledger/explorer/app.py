@@ -24,12 +24,12 @@ from markupsafe import Markup
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from fedledger.chain import ContractRevert, FedLedger, connect
+from fedledger.core.chain import ContractRevert, FedLedger, connect
 from fedledger.explorer.charts import colour, heat, heat_legend, line_chart
 from fedledger.explorer.ledger import BadRequest, Ledger, NotFoundError
 from fedledger.explorer.rpc import ChainReader, NodeUnavailable, RpcError
 from fedledger.explorer.service import Explorer
-from fedledger.storage import InvalidCID, NotFound, StorageError, Store, open_store, parse_cid
+from fedledger.core.storage import InvalidCID, NotFound, StorageError, Store, open_store, parse_cid
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from typing import Any
 from eth_utils import function_abi_to_4byte_selector, is_hex_address, to_checksum_address
 from hexbytes import HexBytes
 
-from fedledger.chain import ContractRevert, FedLedger, decode_scores
-from fedledger.chain.types import REP_SCALE, Phase, Proposal, TaskStatus, bits
+from fedledger.core.chain import ContractRevert, FedLedger, decode_scores
+from fedledger.core.chain.types import REP_SCALE, Phase, Proposal, TaskStatus, bits
 from fedledger.explorer.rpc import ChainReader, hex_int
 
 JS_SAFE = 2**53  # larger ints go to JSON as strings (browsers' numbers are doubles)

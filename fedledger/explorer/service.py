@@ -13,7 +13,7 @@ from eth_utils import to_checksum_address
 
 from fedledger.explorer.ledger import BadRequest, Ledger, NotFoundError, parse_address, parse_tx_hash, plain, wei
 from fedledger.explorer.rpc import ChainReader, hex_int
-from fedledger.storage import InvalidCID, Store, parse_cid
+from fedledger.core.storage import InvalidCID, Store, parse_cid
 
 TASK_QUERY = re.compile(r"^(?:task\s*[:#]?\s*|t[:#]|#)(\d+)$", re.IGNORECASE)
 

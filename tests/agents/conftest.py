@@ -12,7 +12,7 @@ import torch
 @pytest.fixture(scope="session")
 def ipfs_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real js-ipfs daemon (offline, loopback) for the session; yields its RPC URL."""
-    from fedledger.storage import daemon
+    from fedledger.core.storage import daemon
 
     state = tmp_path_factory.mktemp("ipfs-agents")
     d = daemon.start(state)
@@ -28,8 +28,8 @@ def _one_thread() -> None:
 @pytest.fixture
 def deployed(w3, tmp_path: Path):
     """(FedLedger bound to the requester, manifest path) on a fresh deployment."""
-    from deploy.deployer import deploy
-    from fedledger.chain import FedLedger, devnet_account
+    from fedledger.deploy.deployer import deploy
+    from fedledger.core.chain import FedLedger, devnet_account
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path / "deployments")
     manifest = tmp_path / "deployments" / "31337.json"

@@ -10,11 +10,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from client.agent import ClientAgent
-from fedledger.chain import FedLedger, devnet_account
+from fedledger.client.agent import ClientAgent
+from fedledger.core.chain import FedLedger, devnet_account
 from fedledger.requester import RequesterAgent, publish
-from fedledger.task import TaskConfig
-from miner.agent import MinerAgent
+from fedledger.core.protocol.task import TaskConfig
+from fedledger.miner.agent import MinerAgent
 
 CLIENT0, MINER0 = 1, 150
 

@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 from fedledger.simulate import SimConfig, simulate
-from fedledger.task import TaskConfig
+from fedledger.core.protocol.task import TaskConfig
 
 
 def test_four_owners_two_as_processes_three_miners_bvfb_rejects_the_flipper(devnet, ipfs_api, tmp_path: Path):

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedledger.chain import Phase, Proposal, TaskStatus, devnet_account
-from fedledger.storage import open_store
-from fedledger.weights import WeightsMeta, dumps, sha256_hex
-from miner.round import fetch_weights, reputations_before
+from fedledger.core.chain import Phase, Proposal, TaskStatus, devnet_account
+from fedledger.core.storage import open_store
+from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
+from fedledger.core.protocol.rounds import fetch_weights, reputations_before
 from tests.agents.harness import CLIENT0, MINER0, drive, kill, small_task, spawn, start
 
 
@@ -151,7 +151,7 @@ def test_audit_fails_when_the_recorded_result_does_not_follow(devnet, w3, deploy
           and fl.round_info(task_id, 1).phase == Phase.AGGREGATE)  # fmt: skip
     # a dishonest committee of one records an accepted set its own defence would not give
     honest = miners[0]
-    outcome = __import__("miner.round", fromlist=["compute_round"]).compute_round(fl, store, task_id, 1)
+    outcome = __import__("fedledger.miner.round", fromlist=["compute_round"]).compute_round(fl, store, task_id, 1)
     if outcome.global_bytes is not None:
         store.put(outcome.global_bytes)
     forged = Proposal(outcome.proposal.global_cid, outcome.proposal.global_digest, 0b001,
@@ -163,7 +163,7 @@ def test_audit_fails_when_the_recorded_result_does_not_follow(devnet, w3, deploy
 
 
 def test_a_restarted_client_keeps_its_privacy_account(devnet, w3, deployed, tmp_path: Path):
-    from client.agent import ClientAgent
+    from fedledger.client.agent import ClientAgent
 
     fl, _ = deployed
     store = open_store(f"embedded:{tmp_path / 'store'}")

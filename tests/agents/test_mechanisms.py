@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from client.agent import ClientAgent
-from fedledger.chain import Phase, TaskStatus, bits, devnet_account
-from fedledger.storage import open_store
+from fedledger.client.agent import ClientAgent
+from fedledger.core.chain import Phase, TaskStatus, bits, devnet_account
+from fedledger.core.storage import open_store
 from fedledger.requester import publish
 from tests.agents.harness import CLIENT0, drive, small_task, start
 
@@ -80,7 +80,7 @@ def test_trust_root_stops_a_backdoor_majority_on_chain_and_the_audit_agrees(devn
 def test_a_task_without_peer_validation_skips_commit_and_reveal_and_still_audits(devnet, w3, deployed, tmp_path: Path):
     import pytest
 
-    from miner.round import compute_round
+    from fedledger.miner.round import compute_round
 
     fl, _ = deployed
     store = open_store(f"embedded:{tmp_path / 'store'}")
@@ -106,8 +106,8 @@ def test_a_task_without_peer_validation_skips_commit_and_reveal_and_still_audits
 
 
 def test_sampled_peer_validation_scores_each_model_by_k_peers_drawn_from_the_round_seed(devnet, w3, deployed, tmp_path: Path):
-    from client.validation import validation_targets
-    from miner.round import compute_round
+    from fedledger.core.protocol.validation import validation_targets
+    from fedledger.miner.round import compute_round
 
     fl, _ = deployed
     store = open_store(f"embedded:{tmp_path / 'store'}")

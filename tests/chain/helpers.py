@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from fedledger.chain import FedLedger, Mechanism, TaskSpec, devnet_account, encode_scores, score_commitment
+from fedledger.core.chain import FedLedger, Mechanism, TaskSpec, devnet_account, encode_scores, score_commitment
 
 ETH = 10**18
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"

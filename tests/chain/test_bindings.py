@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from deploy.compile import compile_contracts
-from fedledger.chain import ContractRevert, Mechanism, devnet_account, load_account
-from fedledger.paths import node_modules, project_root
+from fedledger.deploy.compile import compile_contracts
+from fedledger.core.chain import ContractRevert, Mechanism, devnet_account, load_account
+from fedledger.core.paths import node_modules, project_root
 from tests.chain.helpers import ETH, spec
 
 
@@ -109,7 +109,7 @@ def _plain(x):
 
 def test_events_decode_exactly_as_web3_does(fl):
     """`FedLedger.events` decodes logs itself; every event of a full round must equal web3's decoding."""
-    from fedledger.chain import Proposal
+    from fedledger.core.chain import Proposal
     from tests.chain.helpers import running_task
 
     t = running_task(fl, n_clients=3, n_miners=1, committee=1)

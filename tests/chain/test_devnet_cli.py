@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fedledger.chain import FedLedger, Mechanism, TaskStatus, connect, devnet_account
-from fedledger.processes import is_zombie
+from fedledger.core.chain import FedLedger, Mechanism, TaskStatus, connect, devnet_account
+from fedledger.core.processes import is_zombie
 from tests.chain.helpers import spec
 
 FEDLEDGER = [sys.executable, "-m", "fedledger.cli"]

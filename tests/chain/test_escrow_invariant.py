@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from deploy.deployer import deploy
-from fedledger.chain import ContractRevert, FedLedger, Mechanism, Phase, Proposal, devnet_account, encode_scores, score_commitment
+from fedledger.deploy.deployer import deploy
+from fedledger.core.chain import ContractRevert, FedLedger, Mechanism, Phase, Proposal, devnet_account, encode_scores, score_commitment
 from tests.chain.helpers import CID, ETH, digest, increase_time, spec
 
 CLIENTS = [1, 2, 3, 4]

@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from fedledger.chain import ContractRevert, Mechanism, devnet_account, draw_committee
-from fedledger.chain.types import REP_SCALE
+from fedledger.core.chain import ContractRevert, Mechanism, devnet_account, draw_committee
+from fedledger.core.chain.types import REP_SCALE
 from tests.chain.helpers import ETH, increase_time, running_task, spec
 
 

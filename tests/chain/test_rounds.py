@@ -2,9 +2,9 @@
 
 import pytest
 
-from fedledger.chain import ContractRevert, Phase, Proposal, TaskStatus, devnet_account, encode_scores, score_commitment
-from fedledger.chain.types import REP_SCALE
-from fedledger.chain import Mechanism
+from fedledger.core.chain import ContractRevert, Phase, Proposal, TaskStatus, devnet_account, encode_scores, score_commitment
+from fedledger.core.chain.types import REP_SCALE
+from fedledger.core.chain import Mechanism
 from tests.chain.helpers import CID, ETH, digest, increase_time, running_task, spec
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from fedledger.chain import ContractRevert, Mechanism, TaskStatus, devnet_account
+from fedledger.core.chain import ContractRevert, Mechanism, TaskStatus, devnet_account
 from tests.chain.helpers import ETH, increase_time, running_task, spec
 
 

@@ -18,7 +18,7 @@ torch.set_num_threads(1)
 @pytest.fixture(scope="session")
 def mnist():
     """Real MNIST (md5-verified); never skipped."""
-    from fedledger.data import load_mnist
+    from fedledger.core.data import load_mnist
 
     return load_mnist()
 

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from client.attacks import ATTACKS, apply_trigger, create_attack
+from fedledger.core.attacks import ATTACKS, apply_trigger, create_attack
 
 
 def _sd(**kw):

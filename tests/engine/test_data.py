@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from fedledger import data as D
+from fedledger.core import data as D
 
 
 def test_mnist_is_real_and_verified(mnist):

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from miner.defences import DEFENCES, ClientUpdate, Context, create_defence
-from miner.defences import _aggregate as A
-from miner.defences.base import flatten, stack_deltas
-from miner.defences.fltrust import FLTrust
+from fedledger.core.defences import DEFENCES, ClientUpdate, Context, create_defence
+from fedledger.core.defences import _aggregate as A
+from fedledger.core.defences.base import flatten, stack_deltas
+from fedledger.core.defences.fltrust import FLTrust
 
 SHAPES = OrderedDict(w=(4, 5), b=(5,))
 DIM = 25
@@ -255,8 +255,8 @@ def test_rejects_duplicate_ids_and_wrong_shapes():
 
 
 def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
-    from fedledger.models import create_model
-    from miner.defences.trust_root import confine, constant_features, first_input_layer
+    from fedledger.core.models import create_model
+    from fedledger.core.defences.trust_root import confine, constant_features, first_input_layer
 
     torch.manual_seed(0)
     model = create_model("mlp", in_shape=(1, 3, 3), num_classes=2)
@@ -288,7 +288,7 @@ def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
 
 def test_trust_root_does_not_depend_on_the_key_order_of_loaded_weights():
     """safetensors gives tensors back in any order: the miners' verdicts must not follow it."""
-    from fedledger.models import create_model
+    from fedledger.core.models import create_model
 
     torch.manual_seed(1)
     model = create_model("mlp", in_shape=(1, 4, 4), num_classes=3)
@@ -309,7 +309,7 @@ def test_trust_root_does_not_depend_on_the_key_order_of_loaded_weights():
 
 
 def test_validation_targets_give_every_model_k_validators_from_the_seed():
-    from client.validation import validation_targets
+    from fedledger.core.protocol.validation import validation_targets
 
     ids = [0, 2, 3, 5, 7, 8, 9]
     every = validation_targets(ids, 0, b"s")

@@ -7,7 +7,7 @@ from collections import OrderedDict
 import pytest
 import torch
 
-from miner.defences import ClientUpdate, Context, create_defence
+from fedledger.core.defences import ClientUpdate, Context, create_defence
 
 GLOBAL = OrderedDict(w=torch.zeros(3, 2), b=torch.zeros(2))
 

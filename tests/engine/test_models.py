@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from fedledger.models import create_model, get_weights
+from fedledger.core.models import create_model, get_weights
 
 
 def test_mlp_is_the_bvfb_model():

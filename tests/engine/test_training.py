@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from client.behaviour import behaviour_model
-from client.dp import (
+from fedledger.core.learning.behaviour import behaviour_model
+from fedledger.core.learning.privacy import (
     DPConfig,
     LaplaceAccountant,
     clip_per_sample,
@@ -17,9 +17,9 @@ from client.dp import (
     laplace_scale,
     privatize,
 )
-from client.training import TrainConfig, magnitude_prune, train_local
-from fedledger.data import client_data
-from fedledger.models import create_model, get_weights
+from fedledger.core.learning.training import TrainConfig, magnitude_prune, train_local
+from fedledger.core.data import client_data
+from fedledger.core.models import create_model, get_weights
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_cached_rdp_accountant_equals_opacus():
     """The cached accountant (one-step RDP curve per (q, sigma)) gives opacus' own epsilons."""
     from opacus.accountants import RDPAccountant
 
-    from client.dp import CachedRDPAccountant
+    from fedledger.core.learning.privacy import CachedRDPAccountant
 
     ours, theirs = CachedRDPAccountant(), RDPAccountant()
     for rnd in range(25):  # two sample rates a round (a smaller last batch), as a client's history has

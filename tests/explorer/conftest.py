@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
 
-from deploy.devnet import free_port
-from fedledger.chain import FedLedger, Proposal, devnet_account, encode_scores, score_commitment
-from fedledger.chain.types import REP_SCALE
-from fedledger.storage import EmbeddedStore
+from fedledger.deploy.devnet import free_port
+from fedledger.core.chain import FedLedger, Proposal, devnet_account, encode_scores, score_commitment
+from fedledger.core.chain.types import REP_SCALE
+from fedledger.core.storage import EmbeddedStore
 from tests.chain.helpers import Task, running_task
 
 BAD = 3  # the client whose model its peers score low and the committee rejects
@@ -85,7 +85,7 @@ def new_task(dep: Deployment) -> Task:
 
 @pytest.fixture(scope="module")
 def deployment(w3, tmp_path_factory: pytest.TempPathFactory) -> Deployment:
-    from deploy.deployer import deploy
+    from fedledger.deploy.deployer import deploy
 
     d = tmp_path_factory.mktemp("explorer")
     deploy(w3, devnet_account(0), force=True, directory=d, min_stake=10**18, unstake_delay=3600)

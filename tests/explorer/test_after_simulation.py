@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 
 from fedledger.explorer import create_app
 from fedledger.simulate import SimConfig, simulate
-from fedledger.task import TaskConfig
+from fedledger.core.protocol.task import TaskConfig
 
 
 def test_the_explorer_shows_a_simulated_task(devnet, tmp_path: Path):

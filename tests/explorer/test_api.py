@@ -229,7 +229,7 @@ def test_metrics_hook_reads_the_simulation_report(tmp_path):
 
 
 def test_a_failed_round_is_shown_as_failed(client, deployment):
-    from fedledger.chain import Phase
+    from fedledger.core.chain import Phase
     from tests.chain.helpers import increase_time
     from tests.explorer.conftest import new_task, play_round
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fedledger.chain.data_registry import DataRegistry
-from fedledger.ringsig import KeyPair
+from fedledger.core.chain.data_registry import DataRegistry
+from fedledger.core.ringsig import KeyPair
 
 N_KEYS = 6
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -35,12 +35,12 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(w3) -> Setup:
-    from deploy.deployer import deploy_data_registry
-    from deploy.compile import compile_contracts
-    from fedledger.chain import devnet_account
+    from fedledger.deploy.deployer import deploy_data_registry
+    from fedledger.deploy.compile import compile_contracts
+    from fedledger.core.chain import devnet_account
 
     entry = deploy_data_registry(w3, devnet_account(0))
-    registry = DataRegistry(w3, entry["address"], compile_contracts()["DataRegistry"]["abi"], devnet_account(0))
+    registry = DataRegistry(w3, entry["address"], load_abi("DataRegistry"), devnet_account(0))
     keys = [KeyPair.generate() for _ in range(N_KEYS)]
     for i, k in enumerate(keys):
         key_id, _ = registry.register_key(k)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from fedledger.data_cli import data_app, load_key
-from fedledger.storage import open_store
+from fedledger.core.storage import open_store
 from tests.chain.helpers import increase_time
 
 runner = CliRunner()
@@ -23,8 +23,8 @@ def _ok(args: list[str]) -> str:
 
 
 def test_cli_share_and_split(w3, devnet, tmp_path: Path) -> None:
-    from deploy.deployer import deploy
-    from fedledger.chain import devnet_account
+    from fedledger.deploy.deployer import deploy
+    from fedledger.core.chain import devnet_account
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path)
     chain = ["--rpc", devnet.rpc_url, "--manifest", str(tmp_path / "31337.json")]

@@ -6,12 +6,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedledger.chain import FedLedger, Phase, TaskStatus, devnet_account
-from fedledger.chain.data_registry import DataRegistry, is_test_assignment, split_seed
-from fedledger.data import load_dataset
-from fedledger.pooldata import ExamplesError, pack, unpack
-from fedledger.storage import open_store
-from miner.round import miner_test_set, task_config
+from fedledger.core.chain import FedLedger, Phase, TaskStatus, devnet_account
+from fedledger.core.chain.data_registry import DataRegistry, is_test_assignment, split_seed
+from fedledger.core.data import load_dataset
+from fedledger.core.pooldata import ExamplesError, pack, unpack
+from fedledger.core.storage import open_store
+from fedledger.core.protocol.rounds import miner_test_set, task_config
 from tests.agents.harness import drive, small_task, start
 from tests.chain.helpers import increase_time
 
@@ -45,8 +45,8 @@ def _arm_a_two_sided_split(w3, registry: DataRegistry, pool: int, digests: list[
 
 
 def test_a_task_judges_models_on_the_pools_test_split(w3, tmp_path: Path):
-    from deploy.deployer import deploy
-    from fedledger.ringsig import KeyPair
+    from fedledger.deploy.deployer import deploy
+    from fedledger.core.ringsig import KeyPair
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path)
     manifest = tmp_path / "31337.json"

@@ -1,4 +1,4 @@
-"""DataRegistry on a real anvil: the EVM verifies the same LSAG signatures as fedledger.ringsig,
+"""DataRegistry on a real anvil: the EVM verifies the same LSAG signatures as fedledger.core.ringsig,
 rejects every bad share with a named custom error, and splits a pool reproducibly."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import pytest
 
-from fedledger.chain import ContractRevert, devnet_account
-from fedledger.chain.data_registry import is_test_assignment, scope_seed, share_message, split_seed
-from fedledger.ringsig import N, KeyPair, hash_to_point, key_image, prove_possession
+from fedledger.core.chain import ContractRevert, devnet_account
+from fedledger.core.chain.data_registry import is_test_assignment, scope_seed, share_message, split_seed
+from fedledger.core.ringsig import N, KeyPair, hash_to_point, key_image, prove_possession
 from tests.chain.helpers import increase_time
 from tests.ringsig.conftest import CID, Setup, item
 
@@ -176,7 +176,7 @@ def test_key_registration_rules(setup: Setup) -> None:
     assert (e.name, e.args_["keyId"]) == ("KeyAlreadyRegistered", 0)
     k = KeyPair.generate()
     # a possession proof made for another address cannot be replayed by this one
-    from fedledger.chain.data_registry import possession_context
+    from fedledger.core.chain.data_registry import possession_context
 
     stolen = prove_possession(k, possession_context(reg.chain_id, reg.address, devnet_account(9).address))
     assert _revert(reg.register_key_raw, k.public, stolen).name == "InvalidPossessionProof"
@@ -213,7 +213,7 @@ def test_split_is_seeded_after_cutoff_and_reproducible(setup: Setup) -> None:
     for s in first.train + first.test:  # the contract's own assignment agrees
         assert reg.is_test(pool, s.share_id) == is_test_assignment(info.seed, s.digest, 40) == (s in first.test)
     # a read-only observer with another binding gets the same sets
-    from fedledger.chain.data_registry import DataRegistry
+    from fedledger.core.chain.data_registry import DataRegistry
 
     observer = DataRegistry(reg.w3, reg.address, reg.abi)
     assert observer.recompute_split(pool) == first

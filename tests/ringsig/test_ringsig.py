@@ -1,4 +1,4 @@
-"""Off-chain LSAG (fedledger.ringsig): correctness, forgeries, linkability, anonymity.
+"""Off-chain LSAG (fedledger.core.ringsig): correctness, forgeries, linkability, anonymity.
 
 No chain here; tests/ringsig/test_registry.py checks the contract agrees.
 """
@@ -10,8 +10,8 @@ from dataclasses import replace
 
 import pytest
 
-from fedledger import ringsig
-from fedledger.ringsig import N, KeyPair, RingSigError, hash_to_point, is_valid_point, key_image, sign, verify
+from fedledger.core import ringsig
+from fedledger.core.ringsig import N, KeyPair, RingSigError, hash_to_point, is_valid_point, key_image, sign, verify
 
 KEYS = [KeyPair.generate() for _ in range(4)]
 RING = [k.public for k in KEYS]

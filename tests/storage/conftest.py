@@ -13,13 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from fedledger.storage import EmbeddedStore, RpcStore
-from fedledger.storage import daemon as ipfs_daemon
+from fedledger.core.storage import EmbeddedStore, RpcStore
+from fedledger.core.storage import daemon as ipfs_daemon
 
 
 @pytest.fixture(scope="session")
 def ipfs_daemon_proc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ipfs_daemon.Daemon]:
-    """The real js-ipfs daemon, started and stopped by fedledger.storage.daemon."""
+    """The real js-ipfs daemon, started and stopped by fedledger.core.storage.daemon."""
     state_dir = tmp_path_factory.mktemp("ipfs-state")
     daemon = ipfs_daemon.start(state_dir)
     try:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import requests
 
-from fedledger.storage import EmbeddedStore, compute_cid, parse_cid
-from fedledger.storage.cid import CHUNK_SIZE, MAX_LINKS, build_dag
+from fedledger.core.storage import EmbeddedStore, compute_cid, parse_cid
+from fedledger.core.storage.cid import CHUNK_SIZE, MAX_LINKS, build_dag
 
 from .conftest import pseudo_random
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fedledger.storage import RpcStore
-from fedledger.storage.cid import CHUNK_SIZE
+from fedledger.core.storage import RpcStore
+from fedledger.core.storage.cid import CHUNK_SIZE
 
 from .conftest import pseudo_random
 from .test_cid import daemon_only_hash

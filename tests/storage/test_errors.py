@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fedledger.storage import (
+from fedledger.core.storage import (
     ContentMismatch,
     DaemonUnavailable,
     EmbeddedStore,
@@ -16,7 +16,7 @@ from fedledger.storage import (
     open_store,
     verify,
 )
-from fedledger.storage.cid import CHUNK_SIZE, RAW, parse_cid
+from fedledger.core.storage.cid import CHUNK_SIZE, RAW, parse_cid
 
 from .conftest import LyingDaemon, pseudo_random
 

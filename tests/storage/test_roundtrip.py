@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fedledger.storage import EmbeddedStore, RpcStore, open_store, push
-from fedledger.storage.cid import CHUNK_SIZE, MAX_LINKS
+from fedledger.core.storage import EmbeddedStore, RpcStore, open_store, push
+from fedledger.core.storage.cid import CHUNK_SIZE, MAX_LINKS
 
 from .conftest import pseudo_random
 

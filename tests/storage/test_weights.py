@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from fedledger.storage import EmbeddedStore, RpcStore
-from fedledger.weights import (
+from fedledger.core.storage import EmbeddedStore, RpcStore
+from fedledger.core.weights import (
     NonFiniteWeights,
     NotSafetensors,
     SpecMismatch,

@@ -1,0 +1,1 @@
+"""Local learning: training (`training`), the BVFB behaviour model (`behaviour`), privacy (`privacy`)."""
