@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from benchmarks._fingerprint import normalised, sources_fingerprint
 from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
 from fedledger.core.paths import project_root
 
@@ -114,13 +115,10 @@ def engine_sources(defence: str) -> list[Path]:
 
 
 def engine_fingerprint(defence: str) -> str:
-    """sha256 of the engine's source files for `defence` (`engine_sources`), so a stored cell is
-    reused only by the code that produced it."""
-    root = project_root().resolve()
-    h = hashlib.sha256()
-    for f in engine_sources(defence):
-        h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
-    return h.hexdigest()[:16]
+    """A digest of what the engine's code for `defence` does (`engine_sources`, reduced by
+    `benchmarks._fingerprint`), so a stored cell is reused only by code that behaves the same;
+    moving, reformatting or re-importing a module keeps the cells."""
+    return sources_fingerprint(engine_sources(defence))
 
 
 def _model_source(spec: str) -> str:
@@ -131,7 +129,7 @@ def _model_source(spec: str) -> str:
 
     factory = models.MODELS.get(spec)
     parts = [models.create_model, models.get_weights, models.set_weights] + ([factory] if factory else [])
-    return "\0".join(inspect.getsource(f) for f in parts)
+    return "\0".join(normalised(inspect.getsource(f)) for f in parts)
 
 
 def cell_id(cfg: ExperimentConfig, fingerprint: str) -> str:

@@ -1,0 +1,93 @@
+"""Carry the stored benchmark cells over to a new layout of the code, losing none that still holds.
+
+    python -m benchmarks.rekey OLD_CHECKOUT
+
+OLD_CHECKOUT is a checkout of the commit whose code named the cells (for example
+`git worktree add ../old <commit>`). For every cell under `docs/results/cells/` this:
+
+1. recomputes, with the OLD code, the cell's name from its stored config: a name that does not match
+   was already stale there and is reported, not moved;
+2. reduces the old and the current engine code for the cell's defence and model to what it does
+   (`benchmarks._fingerprint`: syntax trees without imports and docstrings);
+3. where both reductions are equal (only moves, imports, formatting or docs changed), renames the
+   cell to its name under the current code; otherwise the code changed what it computes, and the
+   cell is reported as retired and left where it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from benchmarks._common import CELLS, _model_source, cell_id, engine_fingerprint
+from fedledger.experiment import ExperimentResult
+
+# Runs inside the old checkout: its own cell naming, plus this tree's (stdlib-only) reduction.
+_OLD_SIDE = r"""
+import hashlib, importlib.util, inspect, json, sys
+from pathlib import Path
+spec = importlib.util.spec_from_file_location("_fp", sys.argv[1]); fp = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(fp)
+from benchmarks import _common as C
+from fedledger.experiment import ExperimentResult
+try:
+    from fedledger.core import models
+except ImportError:
+    from fedledger import models
+leave_out = set(json.loads(sys.argv[2]))
+for path in sys.argv[3:]:
+    d = json.loads(Path(path).read_text()); cfg = ExperimentResult.from_dict(d).config
+    parts = [models.create_model, models.get_weights, models.set_weights]
+    if models.MODELS.get(cfg.model): parts.append(models.MODELS[cfg.model])
+    print(json.dumps({"path": path, "valid": C.cell_id(cfg, C.engine_fingerprint(cfg.defence)) == Path(path).stem,
+        "engine": fp.sources_fingerprint(f for f in C.engine_sources(cfg.defence)
+                                          if f.relative_to(C.project_root().resolve()).as_posix() not in leave_out),
+        "model": "\0".join(fp.normalised(inspect.getsource(f)) for f in parts)}))
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.rekey", description=__doc__.split("\n\n")[0])
+    parser.add_argument("old_checkout", type=Path, help="a checkout of the commit that named the cells")
+    parser.add_argument("--dry-run", action="store_true", help="report only, rename nothing")
+    parser.add_argument("--leave-out", action="append", default=[], metavar="PATH",
+                        help="an old source (path in the old checkout) the engine never used, though the old key counted "
+                             "it (e.g. client/agent.py, counted only because the whole client/ folder was listed)")
+    args = parser.parse_args(argv)
+    old = args.old_checkout.resolve()
+    cells = sorted(CELLS.rglob("*.json"))
+    env = {**os.environ, "PYTHONPATH": str(old), "FEDLEDGER_ROOT": str(old)}
+    fingerprint = Path(__file__).with_name("_fingerprint.py")
+    out = subprocess.run([sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), *map(str, cells)], cwd=old, env=env,
+                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    moved = same = stale = retired = 0
+    for line in out.splitlines():
+        row = json.loads(line)
+        path = Path(row["path"])
+        if not row["valid"]:
+            stale += 1
+            print(f"stale already in the old code, left as is: {path.relative_to(CELLS)}")
+            continue
+        cfg = ExperimentResult.from_dict(json.loads(path.read_text())).config
+        engine = engine_fingerprint(cfg.defence)
+        if engine != row["engine"] or _model_source(cfg.model) != row["model"]:
+            retired += 1
+            print(f"retired (the code now computes something else): {path.relative_to(CELLS)}")
+            continue
+        target = path.with_name(cell_id(cfg, engine) + ".json")
+        if target == path:
+            same += 1
+            continue
+        moved += 1
+        if not args.dry_run:
+            path.rename(target)
+    print(f"{len(cells)} cells: {moved} renamed, {same} already named right, {retired} retired, {stale} stale before")
+    return 0 if retired == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
