@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from fedledger.deploy import devnet
-from fedledger.deploy.compile import compile_contracts
+from fedledger.core.chain.binding import load_abi
 from fedledger.deploy.deployer import deploy_data_registry
 from fedledger.core import ringsig
 from fedledger.core.chain import connect, devnet_account

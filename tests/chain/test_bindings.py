@@ -135,3 +135,14 @@ def test_events_decode_exactly_as_web3_does(fl):
     filtered = fl.events("ModelSubmitted", taskId=t.task_id, round=1, client=t.clients[1].sender)
     assert [e["client"] for e in filtered] == [t.clients[1].sender]
     assert fl.proposals(t.task_id, 1)[proposal.hash()] == proposal
+
+
+def test_shipped_abis_are_the_compiled_ones():
+    """Agents load ABIs from package data (no compiler at run time): they must be current.
+    After a contract change: `python -m fedledger.deploy.compile` rewrites them."""
+    from fedledger.core.chain.binding import ABI_DIR, load_abi
+
+    compiled = compile_contracts()
+    assert sorted(p.stem for p in ABI_DIR.glob("*.json")) == sorted(compiled)
+    for name, artifact in compiled.items():
+        assert load_abi(name) == artifact["abi"], f"{name}: run `python -m fedledger.deploy.compile`"

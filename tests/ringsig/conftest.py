@@ -36,7 +36,7 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(w3) -> Setup:
     from fedledger.deploy.deployer import deploy_data_registry
-    from fedledger.deploy.compile import compile_contracts
+    from fedledger.core.chain.binding import load_abi
     from fedledger.core.chain import devnet_account
 
     entry = deploy_data_registry(w3, devnet_account(0))
