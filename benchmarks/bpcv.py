@@ -350,7 +350,7 @@ def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float
         # precision > 0: at least one eliminated node was an attacker; recall: share of the attackers taking part
         caught = sum(1 for r in rs if r.precision is not None and r.precision > 0)
         present = [r for r in rs if r.recall is not None]  # rounds in which an attacker took part
-        all_out = sum(1 for r in present if r.recall >= 1)
+        all_out = sum(1 for r in present if r.recall is not None and r.recall >= 1)
         text += (f" {DEFENCE_TEXT[d][0].upper() + DEFENCE_TEXT[d][1:]}: an attacker was among the eliminated in {caught} of "
                  f"{len(rs)} rounds; attackers took part in {len(present)} rounds, and in {all_out} of them every one "
                  "was kept out of the aggregate.")  # fmt: skip

@@ -122,13 +122,14 @@ def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], 
             if None in acc:
                 verdicts.append(f"{attack}: not every rate run yet")
                 continue
-            worst = min(acc)  # type: ignore[type-var]
-            drop = 100 * (acc[0] - worst)
+            done = [a for a in acc if a is not None]
+            worst = min(done)
+            drop = 100 * (done[0] - worst)
             # a federation that swings between rounds does not hold its accuracy, whatever its last round reads
             swings = [r for r in rates if _swing(_cell(runs, "cnn", attack, r, d))]
             met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS and not swings
             verdict = (f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
-                       f"{rates[acc.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
+                       f"{rates[done.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
             if swings:
                 verdict += f", swings between rounds at {', '.join(f'{r:.0%}' for r in swings)}"
             if attack == "backdoor":

@@ -33,6 +33,7 @@ resumes from them (see `benchmarks._common.run_grid`).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from collections.abc import Sequence
 
 from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, still_running, summary, sweep_main, timing, write_json, write_markdown
@@ -74,12 +75,15 @@ def grid(rounds: int, seed: int) -> list[Run]:
     for part in PARTITIONS:
         dp = dp_settings(part, rounds, seed)
         for mech in DPS:
-            knob = {"none": {}, "gaussian": {"noise_multiplier": dp["gaussian"][0]},
-                    "laplace": {"epsilon": dp["laplace"][0]}}[mech]  # fmt: skip
-            runs.append(Run((part, mech), ExperimentConfig(
+            cfg = ExperimentConfig(
                 clients=100, select=10, defence="ll-bcfl", partition=part, alpha=ALPHA, dp=None if mech == "none" else mech,
                 max_grad_norm=CLIP, delta=DELTA, rounds=rounds, lr=LR, batch_size=BATCH, local_epochs=LOCAL_EPOCHS,
-                val_fraction=VAL_FRACTION, seed=seed, **knob), extra={"planned_epsilon": dp[mech][1] if mech != "none" else None}))  # fmt: skip
+                val_fraction=VAL_FRACTION, seed=seed)
+            if mech == "gaussian":
+                cfg = replace(cfg, noise_multiplier=dp["gaussian"][0])
+            elif mech == "laplace":
+                cfg = replace(cfg, epsilon=dp["laplace"][0])
+            runs.append(Run((part, mech), cfg, extra={"planned_epsilon": dp[mech][1] if mech != "none" else None}))  # fmt: skip
     return runs
 
 

@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -162,10 +162,16 @@ def _defence_kwargs(cfg: ExperimentConfig, n_mal: int, client_steps: int) -> dic
     return kw
 
 
+def _dp_mechanism(name: str) -> Literal["gaussian", "laplace"]:
+    if name not in ("gaussian", "laplace"):
+        raise ValueError(f"unknown DP mechanism {name!r} (gaussian, laplace)")
+    return "gaussian" if name == "gaussian" else "laplace"
+
+
 def _backdoor_target(attack: Attack) -> int | None:
     for a in (attack, getattr(attack, "inner", None)):
         if a is not None and a.name == "backdoor":
-            return int(a.target)  # type: ignore[attr-defined]
+            return int(getattr(a, "target"))  # noqa: B009 - only the backdoor attack has a target
     return None
 
 
@@ -191,8 +197,8 @@ def run_experiment(
         local_steps=cfg.local_steps, prune_ratio=cfg.prune_ratio,
     )
     dp = (
-        DPConfig(mechanism=cfg.dp, max_grad_norm=cfg.max_grad_norm, noise_multiplier=cfg.noise_multiplier,
-                 epsilon=cfg.epsilon, delta=cfg.delta)  # type: ignore[arg-type]
+        DPConfig(mechanism=_dp_mechanism(cfg.dp), max_grad_norm=cfg.max_grad_norm, noise_multiplier=cfg.noise_multiplier,
+                 epsilon=cfg.epsilon, delta=cfg.delta)
         if cfg.dp else None
     )
     accountants = {k: create_accountant(dp.mechanism) for k in range(n)} if dp else {}

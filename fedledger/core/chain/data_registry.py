@@ -111,7 +111,8 @@ class Split:
 
 def split_shares(seed: bytes, shares: Sequence[Share], test_percent: int) -> tuple[list[Share], list[Share]]:
     """(train, test) by the contract's rule, in share order."""
-    train, test = [], []
+    train: list[Share] = []
+    test: list[Share] = []
     for s in shares:
         (test if is_test_assignment(seed, s.digest, test_percent) else train).append(s)
     return train, test

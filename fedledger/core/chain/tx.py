@@ -69,7 +69,7 @@ class Transactor:
         self._decoder = decoder
         self._lock = threading.Lock()
         self._chain_id = w3.eth.chain_id
-        self._nonce = w3.eth.get_transaction_count(account.address, "pending")
+        self._nonce = int(w3.eth.get_transaction_count(account.address, "pending"))
         self._fees: tuple[float, dict[str, int]] = (0.0, {})
 
     def _fee_fields(self) -> dict[str, int]:
@@ -140,7 +140,7 @@ class Transactor:
         full_blocks = math.ceil(sum(gas for _, _, gas in calls) / BLOCK_GAS_TARGET)
         fees = self.fee_fields(full_blocks)
         raws = [self._build(fn, value, gas, fees)[1] for fn, value, gas in calls]
-        batch = [
+        batch: list[dict[str, Any]] = [
             {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + raw.hex()]}
             for i, raw in enumerate(raws)
         ]

@@ -61,7 +61,8 @@ class TaskSpec:
 
     @classmethod
     def from_abi(cls, t: Any) -> TaskSpec:
-        return cls(*[bytes(v) if isinstance(v, (bytes, bytearray)) else v for v in t])
+        values: list[Any] = [bytes(v) if isinstance(v, (bytes, bytearray)) else v for v in t]
+        return cls(*values)
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ class TaskConfig:
             theta=mech.theta_bps / 10000, selection="top-n" if mech.selection_rule == 1 else "all",
             selection_n=mech.selection_n, committee_size=mech.committee_size, quorum=mech.quorum_bps / 10000,
             rep_eval=mech.rep_eval_bps / 10000, rep_prev=mech.rep_prev_bps / 10000,
-            self_weights=tuple(mech.self_weights), client_share=mech.client_share_bps / 10000,
+            self_weights=(int(mech.self_weights[0]), int(mech.self_weights[1]), int(mech.self_weights[2])), client_share=mech.client_share_bps / 10000,
             winner_share=mech.winner_share_bps / 10000, committee_share=mech.committee_share_bps / 10000,
             peer_validation=bool(mech.peer_validation), peer_validators=mech.peer_validators, dp=dp_name,
             epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
