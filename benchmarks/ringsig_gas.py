@@ -47,9 +47,9 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
             relayer = reg.as_account(devnet_account(7))  # shares are relayed, as a sharer would
             h2p = []  # scopeBase alone: the try-and-increment hashToPoint with modexp square roots
             for i in range(16):
-                fn = reg.contract.functions.scopeBase(0, hashlib.sha256(f"scope {i}".encode()).digest())
-                data = bytes.fromhex(fn._encode_transaction_data()[2:])
-                h2p.append(int(fn.estimate_gas()) - 21_000 - calldata_gas(data))
+                args = (0, hashlib.sha256(f"scope {i}".encode()).digest())
+                data = bytes.fromhex(reg.prepare("scopeBase", *args).data[2:])
+                h2p.append(reg.estimate("scopeBase", *args) - 21_000 - calldata_gas(data))
             for size in sizes:
                 now = int(w3.eth.get_block("latest")["timestamp"])
                 pool, _ = reg.create_pool(now + 3600, 20, 300)
@@ -66,9 +66,9 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
                     t0 = time.perf_counter()
                     assert ringsig.verify(message, ring, sig, reg.scope_base(pool, digest))
                     verify_s.append(time.perf_counter() - t0)
-                    fn = reg.contract.functions.verifyShare(pool, CID, digest, now, ring_ids, signature_abi(sig))
-                    gas = int(fn.estimate_gas())
-                    data = bytes.fromhex(fn._encode_transaction_data()[2:])
+                    args = (pool, CID, digest, now, ring_ids, signature_abi(sig))
+                    gas = reg.estimate("verifyShare", *args)
+                    data = bytes.fromhex(reg.prepare("verifyShare", *args).data[2:])
                     est.append(gas)
                     verify_only.append(gas - 21_000 - calldata_gas(data))
                     share_gas.append(relayer.share(pool, CID, digest, now, ring_ids, sig)[1].gas_used)

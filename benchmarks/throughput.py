@@ -43,11 +43,11 @@ def measure(n: int) -> dict[str, float]:
             local = fl.as_account(devnet_account(2))
             t0 = time.perf_counter()
             for _ in range(n):
-                local.transactor.transact(local.contract.functions.stake(), value=1)
+                local.transactor.transact(local.prepare("stake"), value=1)
             rates["Transactor.transact (local nonce, cached fees)"] = n / (time.perf_counter() - t0)
 
             batch = fl.as_account(devnet_account(3))
-            calls = [(batch.contract.functions.stake(), 1, 100_000) for _ in range(n)]
+            calls = [(batch.prepare("stake"), 1, 100_000) for _ in range(n)]
             t0 = time.perf_counter()
             batch.transactor.transact_many(calls)
             rates["Transactor.transact_many (one JSON-RPC batch)"] = n / (time.perf_counter() - t0)

@@ -74,7 +74,7 @@ class MinerAgent:
         if time.monotonic() - self._phase_seen_at < 1.0:
             return "idle"
         try:
-            self.ledger.transactor.estimate(self.ledger.contract.functions.advance(self.task_id))
+            self.ledger.estimate("advance", self.task_id)
         except ContractRevert:
             return "idle"  # deadline not reached
         try:

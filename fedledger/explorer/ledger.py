@@ -15,7 +15,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from eth_utils import function_abi_to_4byte_selector, is_hex_address, to_checksum_address
+from eth_utils import is_hex_address, to_checksum_address
 from hexbytes import HexBytes
 
 from fedledger.core.chain import ContractRevert, FedLedger, decode_scores
@@ -49,12 +49,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return str(value)
-
-
-def _topic(event: Any) -> str:
-    """An event's topic0 as lowercase 0x-hex (web3 gives a str or bytes depending on version)."""
-    t = event.topic
-    return t.lower() if isinstance(t, str) else "0x" + bytes(t).hex()
 
 
 def wei(value: int) -> str:
@@ -121,15 +115,6 @@ class Ledger:
         self.address = fl.address
         self.deploy_block = deploy_block
         self.metrics = metrics
-        self._events = {}
-        self._selectors = {
-            "0x" + bytes(function_abi_to_4byte_selector(item)).hex(): item["name"]
-            for item in fl.abi if item.get("type") == "function"
-        }  # fmt: skip
-        for item in fl.abi:
-            if item.get("type") == "event":
-                ev = getattr(fl.contract.events, item["name"])()
-                self._events[_topic(ev)] = ev
 
     # ---- generic decoding -----------------------------------------------------------------
     def decode_log(self, log: dict[str, Any]) -> dict[str, Any]:
@@ -138,34 +123,30 @@ class Ledger:
             "address": to_checksum_address(log["address"]), "block": hex_int(log.get("blockNumber")),
             "tx": log.get("transactionHash"), "log_index": hex_int(log.get("logIndex")),
         }  # fmt: skip
-        topics = log.get("topics") or []
-        ev = self._events.get(str(topics[0]).lower()) if topics else None
-        if ev is None or base["address"] != self.address:
+        topics = [str(t).lower() for t in log.get("topics") or []]
+        decoded = self.fl.decode_log({**log, "topics": topics})
+        if decoded is None:
             return {**base, "event": None, "args": {"topics": topics, "data": log.get("data")}}
-        entry = {
-            "address": base["address"], "topics": [HexBytes(t) for t in topics], "data": HexBytes(log["data"]),
-            "blockNumber": base["block"], "transactionHash": HexBytes(log["transactionHash"]),
-            "logIndex": base["log_index"], "blockHash": HexBytes(log["blockHash"]),
-            "transactionIndex": hex_int(log.get("transactionIndex")),
-        }  # fmt: skip
-        decoded = ev.process_log(entry)
-        return {**base, "event": decoded["event"], "args": dict(decoded["args"])}
+        meta = ("event", "block_number", "tx_hash", "log_index")
+        return {**base, "event": decoded["event"], "args": {k: v for k, v in decoded.items() if k not in meta}}
 
     def decode_input(self, to: str | None, data: str | None) -> dict[str, Any] | None:
         """{function, args} for a call to the FedLedger contract; None for anything else."""
         if not to or not data or len(data) < 10 or to_checksum_address(to) != self.address:
             return None
         try:
-            fn, args = self.fl.contract.decode_function_input(data)
-        except Exception:  # unknown selector or truncated input (ots_ block lists keep 4 bytes)
+            decoded = self.fl.decode_input(data)
+        except Exception:  # truncated input (ots_ block lists keep 4 bytes): eth_abi's errors vary
+            decoded = None
+        if decoded is None:
             return {"function": self.method_name(to, data) or "unknown selector " + data[:10], "args": {}}
-        return {"function": fn.fn_name, "args": dict(args)}
+        return {"function": decoded[0], "args": decoded[1]}
 
     def method_name(self, to: str | None, data: str | None) -> str | None:
         """The FedLedger function a call's 4-byte selector names (None if not ours)."""
         if not to or not data or len(data) < 10 or to_checksum_address(to) != self.address:
             return None
-        return self._selectors.get(data[:10].lower())
+        return self.fl.function_name(data)
 
     def decode_revert(self, data: str | None) -> str | None:
         if not data:
@@ -177,7 +158,7 @@ class Ledger:
         PaymentCredited, whose second it is), decoded, in chain order."""
         topic = "0x" + task_id.to_bytes(32, "big").hex()
         raw = self.reader.logs(self.address, [None, topic], self.deploy_block)
-        credit_topic = _topic(self.fl.contract.events.PaymentCredited())
+        credit_topic = self.fl.event_topic("PaymentCredited")
         raw += self.reader.logs(self.address, [credit_topic, None, topic], self.deploy_block)
         logs = [self.decode_log(log) for log in raw]
         logs = [log for log in logs if log["event"]]
@@ -416,7 +397,7 @@ class Ledger:
         topic = "0x" + bytes.fromhex(address[2:].lower()).rjust(32, b"\0").hex()
 
         def tasks_where(event: str, position: int) -> list[int]:
-            ev_topic = _topic(getattr(self.fl.contract.events, event)())
+            ev_topic = self.fl.event_topic(event)
             topics: list[Any] = [ev_topic, None, None]
             topics[position] = topic
             logs = self.reader.logs(self.address, topics, self.deploy_block)
@@ -425,7 +406,7 @@ class Ledger:
         requester = tasks_where("TaskPublished", 2)
         owner = tasks_where("ClientRegistered", 2)
         stake = self.fl.stake_of(address)
-        staked = self.reader.logs(self.address, [_topic(self.fl.contract.events.Staked()), topic],
+        staked = self.reader.logs(self.address, [self.fl.event_topic("Staked"), topic],
                                   self.deploy_block)  # fmt: skip
         names = []
         if address == self.address:

@@ -9,34 +9,13 @@ answer shape. `use_ots=False` forces the fallback (tests and nodes that answer `
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
-import requests
+from fedledger.core.chain.transport import NodeUnavailable, RpcError, hex_int, provider_for, request, request_batch
+
+__all__ = ["ChainReader", "NodeUnavailable", "RpcError", "hex_int"]
 
 ADDRESS_SCAN_BLOCKS = 5_000  # fallback address history: how far back to scan without ots_
-
-
-class RpcError(RuntimeError):
-    """The node answered a JSON-RPC error (or did not answer)."""
-
-    def __init__(self, message: str, code: int | None = None, data: Any = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.data = data
-
-
-class NodeUnavailable(RpcError):
-    """No node answers at the RPC URL."""
-
-
-def hex_int(value: Any) -> int:
-    """A JSON-RPC quantity ("0x1a") or an int, as an int; None as 0."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value
-    return int(value, 16)
 
 
 class ChainReader:
@@ -45,49 +24,19 @@ class ChainReader:
     def __init__(self, rpc_url: str, *, use_ots: bool | None = None, timeout: float = 10.0) -> None:
         self.rpc_url = rpc_url
         self.timeout = timeout
-        self._local = threading.local()  # one requests.Session per thread: sessions are not thread-safe
-        self._ids = 0
+        self._provider = provider_for(rpc_url, timeout)  # the shared transport (core.chain.transport)
         self._ots_level: int | None = None
         self._forced = use_ots
         self._chain_id: int | None = None
 
     # ---- transport ------------------------------------------------------------------------
-    @property
-    def _session(self) -> requests.Session:
-        s = getattr(self._local, "session", None)
-        if s is None:
-            s = self._local.session = requests.Session()
-        return s
-
-    def _post(self, payload: Any) -> Any:
-        try:
-            r = self._session.post(self.rpc_url, json=payload, timeout=self.timeout)
-            r.raise_for_status()
-            return r.json()
-        except (requests.ConnectionError, requests.Timeout) as exc:
-            raise NodeUnavailable(f"no Ethereum node answers at {self.rpc_url}: {type(exc).__name__}") from None
-        except (requests.HTTPError, ValueError) as exc:
-            raise RpcError(f"bad answer from {self.rpc_url}: {exc}") from None
-
     def call(self, method: str, *params: Any) -> Any:
         """One JSON-RPC call; raises `RpcError` with the node's code, message and data."""
-        self._ids += 1
-        answer = self._post({"jsonrpc": "2.0", "id": self._ids, "method": method, "params": list(params)})
-        if "error" in answer:
-            err = answer["error"]
-            raise RpcError(f"{method}: {err.get('message')}", err.get("code"), err.get("data"))
-        return answer.get("result")
+        return request(self._provider, method, list(params))
 
     def batch(self, calls: list[tuple[str, list[Any]]]) -> list[Any]:
         """Many calls in one round trip; results in call order (an error gives None)."""
-        if not calls:
-            return []
-        payload = [{"jsonrpc": "2.0", "id": i, "method": m, "params": p} for i, (m, p) in enumerate(calls)]
-        answers = self._post(payload)
-        if not isinstance(answers, list):  # a node without batch support answers one error object
-            return [self._try(m, *p) for m, p in calls]
-        by_id = {a.get("id"): a for a in answers}
-        return [by_id.get(i, {}).get("result") for i in range(len(calls))]
+        return [a.get("result") for a in request_batch(self._provider, calls)]
 
     def _try(self, method: str, *params: Any) -> Any:
         try:

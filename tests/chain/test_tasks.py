@@ -21,7 +21,7 @@ def test_publish_escrows_reward_of_every_round(fl):
 
 
 def test_publish_rejects_wrong_escrow(fl):
-    fn = fl.contract.functions.publishTask(spec().to_abi(), Mechanism().to_abi())
+    fn = fl.prepare("publishTask", spec().to_abi(), Mechanism().to_abi())
     with pytest.raises(ContractRevert) as exc:
         fl.transactor.transact(fn, value=ETH)  # two rounds need 2 ETH
     assert exc.value.name == "EscrowMismatch" and exc.value.args_ == {"sent": ETH, "required": 2 * ETH}
@@ -54,7 +54,7 @@ def test_cancel_before_start_refunds_requester(fl):
     assert fl.credit_of(fl.sender) == 2 * ETH
     before = fl.w3.eth.get_balance(fl.sender)
     receipt = fl.withdraw()
-    gas_cost = receipt.gas_used * receipt.raw["effectiveGasPrice"]
+    gas_cost = receipt.gas_used * int(receipt.raw["effectiveGasPrice"], 16)
     assert fl.w3.eth.get_balance(fl.sender) == before + 2 * ETH - gas_cost
     assert fl.credit_of(fl.sender) == 0 and fl.balance() == 0
 

@@ -10,12 +10,22 @@ import os
 from pathlib import Path
 
 from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_account.signers.local import LocalAccount
+from eth_utils import keccak
 
 # anvil's and Hardhat's public test mnemonic (devnet accounts only, never real funds)
 DEVNET_MNEMONIC = "test test test test test test test test test test test junk"
 
 Account.enable_unaudited_hdwallet_features()
+
+
+def owner_secret(account: LocalAccount, purpose: str, task_id: int, round_: int) -> bytes:
+    """A 32-byte secret only `account`'s key yields, recomputable after a restart: the hash of a
+    deterministic (RFC 6979) signature over (purpose, task, round). Used for the score commitment's
+    salt and the seed of a data owner's DP noise; nothing on chain or in storage reveals it."""
+    msg = encode_defunct(text=f"fedledger {purpose}: task {task_id} round {round_}")
+    return bytes(keccak(account.sign_message(msg).signature))
 
 
 def devnet_account(index: int) -> LocalAccount:

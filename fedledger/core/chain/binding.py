@@ -13,7 +13,7 @@ from web3 import Web3
 from web3.contract import Contract
 
 from fedledger.core.chain.errors import ErrorDecoder
-from fedledger.core.chain.tx import Receipt, Transactor, rpc
+from fedledger.core.chain.tx import Call, Receipt, Transactor, rpc
 
 B = TypeVar("B", bound="Binding")
 MAX_LOG_RANGE = 10_000  # public nodes cap eth_getLogs ranges
@@ -45,6 +45,8 @@ class Binding:
         self.decoder = ErrorDecoder(abi)
         self._codecs = {item["name"]: _Codec(item) for item in abi if item.get("type") == "function"}
         self._event_codecs = {item["name"]: _EventCodec(item) for item in abi if item.get("type") == "event"}
+        self._events_by_topic = {c.topic0: c for c in self._event_codecs.values()}
+        self._by_selector = {c.selector: c for c in self._codecs.values()}
         self.account = account
         self._tx = Transactor(w3, account, self.decoder) if account is not None else None
 
@@ -72,20 +74,44 @@ class Binding:
             raise ValueError("read-only binding: give an account to send transactions")
         return self._tx
 
-    def _send(self, fn: Any, value: int = 0, gas: int | None = None) -> Receipt:
-        return self.transactor.transact(fn, value=value, gas=gas)
+    def prepare(self, name: str, *args: Any) -> Call:
+        """Function `name` with `args`, encoded from the ABI: a `Call` for the transactor."""
+        return Call(self.address, self._codecs[name].encode(args), name)
 
-    def logs(self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any) -> list[Any]:
-        """Decoded logs of event `name` (indexed-argument filters), in chain order, chunked."""
-        event = getattr(self.contract.events, name)()
-        last = self.w3.eth.block_number if to_block == "latest" else int(to_block)
-        out: list[Any] = []
-        start = from_block
-        while start <= last:
-            end = min(start + MAX_LOG_RANGE - 1, last)
-            out += event.get_logs(from_block=start, to_block=end, argument_filters=filters or None)
-            start = end + 1
-        return out
+    def _send(self, name: str, *args: Any, value: int = 0, gas: int | None = None) -> Receipt:
+        return self.transactor.transact(self.prepare(name, *args), value=value, gas=gas)
+
+    def estimate(self, name: str, *args: Any, value: int = 0) -> int:
+        """Gas estimate of a call from this account; a revert raises `ContractRevert`."""
+        return self.transactor.estimate(self.prepare(name, *args), value)
+
+    def receipt_events(self, receipt: Receipt, name: str) -> list[dict[str, Any]]:
+        """Events `name` this contract emitted in a transaction, decoded as `decoded_events` gives them."""
+        codec = self._event_codecs[name]
+        return [codec.decode(log) for log in receipt.raw.get("logs", [])
+                if log["address"].lower() == self.address.lower() and log["topics"][:1] == [codec.topic0]]  # fmt: skip
+
+    def decode_log(self, log: dict[str, Any]) -> dict[str, Any] | None:
+        """Any event of this contract in a raw JSON-RPC log, decoded; None for other logs."""
+        if log["address"].lower() != self.address.lower() or not log["topics"]:
+            return None
+        codec = self._events_by_topic.get(log["topics"][0])
+        return None if codec is None else codec.decode(log)
+
+    def decode_input(self, data: str | bytes) -> tuple[str, dict[str, Any]] | None:
+        """(function name, named arguments) of calldata to this contract; None if unknown."""
+        raw = bytes.fromhex(data.removeprefix("0x")) if isinstance(data, str) else bytes(data)
+        codec = self._by_selector.get(raw[:4])
+        return None if codec is None else (codec.name, codec.decode_input(raw[4:]))
+
+    def function_name(self, data: str) -> str | None:
+        """The function a call's 4-byte selector names (None if not this contract's)."""
+        codec = self._by_selector.get(bytes.fromhex(data.removeprefix("0x")[:8]))
+        return None if codec is None else codec.name
+
+    def event_topic(self, name: str) -> str:
+        """topic0 of event `name`."""
+        return self._event_codecs[name].topic0
 
     def decoded_events(
         self, name: str, *, from_block: int = 0, to_block: int | str = "latest", **filters: Any
@@ -117,6 +143,8 @@ class _Codec:
     """Selector and eth_abi types of one ABI function."""
 
     def __init__(self, item: dict[str, Any]) -> None:
+        self.name = item["name"]
+        self._inputs = item["inputs"]
         inputs = [collapse_if_tuple(i) for i in item["inputs"]]
         self.selector = function_signature_to_4byte_selector(f"{item['name']}({','.join(inputs)})")
         self.inputs = inputs
@@ -125,6 +153,9 @@ class _Codec:
 
     def encode(self, args: tuple[Any, ...]) -> str:
         return "0x" + (self.selector + encode(self.inputs, list(args))).hex()
+
+    def decode_input(self, data: bytes) -> dict[str, Any]:
+        return {i["name"]: _as_web3(i, v) for i, v in zip(self._inputs, decode(self.inputs, data), strict=True)}
 
     def decode(self, data: bytes) -> Any:
         values = [_as_web3(o, v, named=False) for o, v in zip(self._outputs, decode(self.outputs, data), strict=True)]

@@ -83,58 +83,56 @@ class FedLedger(Binding):
     def publish_task(self, spec: TaskSpec, mech: Mechanism) -> tuple[int, Receipt]:
         """Publish a task escrowing reward_per_round * rounds; returns (task id, receipt)."""
         value = spec.reward_per_round * spec.rounds
-        receipt = self._send(self.contract.functions.publishTask(spec.to_abi(), mech.to_abi()), value=value)
-        event = self.contract.events.TaskPublished().process_receipt(receipt.raw)[0]
-        return int(event["args"]["taskId"]), receipt
+        receipt = self._send("publishTask", spec.to_abi(), mech.to_abi(), value=value)
+        return int(self.receipt_events(receipt, "TaskPublished")[0]["taskId"]), receipt
 
     def cancel_task(self, task_id: int) -> Receipt:
-        return self._send(self.contract.functions.cancelTask(task_id))
+        return self._send("cancelTask", task_id)
 
     def reclaim_escrow(self, task_id: int) -> Receipt:
-        return self._send(self.contract.functions.reclaimEscrow(task_id))
+        return self._send("reclaimEscrow", task_id)
 
     def start_task(self, task_id: int) -> Receipt:
-        return self._send(self.contract.functions.startTask(task_id))
+        return self._send("startTask", task_id)
 
     # ---- data owner --------------------------------------------------------------------------
     def register(self, task_id: int, self_assessment: Sequence[int], n_samples: int) -> Receipt:
-        return self._send(self.contract.functions.register(task_id, list(self_assessment), n_samples))
+        return self._send("register", task_id, list(self_assessment), n_samples)
 
     def submit_model(
         self, task_id: int, round_: int, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int
     ) -> Receipt:
-        fn = self.contract.functions.submitModel(task_id, round_, weights_cid, digest, behaviour_cid, n_samples)
-        return self._send(fn)
+        return self._send("submitModel", task_id, round_, weights_cid, digest, behaviour_cid, n_samples)
 
     def commit_scores(self, task_id: int, round_: int, commitment: bytes) -> Receipt:
-        return self._send(self.contract.functions.commitScores(task_id, round_, commitment))
+        return self._send("commitScores", task_id, round_, commitment)
 
     def reveal_scores(self, task_id: int, round_: int, scores: bytes, salt: bytes) -> Receipt:
-        return self._send(self.contract.functions.revealScores(task_id, round_, scores, salt))
+        return self._send("revealScores", task_id, round_, scores, salt)
 
     def withdraw(self) -> Receipt:
-        return self._send(self.contract.functions.withdraw())
+        return self._send("withdraw")
 
     # ---- miner -------------------------------------------------------------------------------
     def stake(self, value: int) -> Receipt:
-        return self._send(self.contract.functions.stake(), value=value)
+        return self._send("stake", value=value)
 
     def request_unstake(self) -> Receipt:
-        return self._send(self.contract.functions.requestUnstake())
+        return self._send("requestUnstake")
 
     def withdraw_stake(self) -> Receipt:
-        return self._send(self.contract.functions.withdrawStake())
+        return self._send("withdrawStake")
 
     def propose(self, task_id: int, round_: int, proposal: Proposal) -> Receipt:
-        return self._send(self.contract.functions.propose(task_id, round_, proposal.to_abi()))
+        return self._send("propose", task_id, round_, proposal.to_abi())
 
     # ---- anyone ------------------------------------------------------------------------------
     def advance(self, task_id: int) -> Receipt:
-        return self._send(self.contract.functions.advance(task_id))
+        return self._send("advance", task_id)
 
     # ---- reads -------------------------------------------------------------------------------
     def task_count(self) -> int:
-        return int(self.contract.functions.taskCount().call())
+        return int(self._call("taskCount"))
 
     def task_info(self, task_id: int) -> dict[str, Any]:
         requester, status, current_round, published_at, escrow = self._call("taskInfo", task_id)

@@ -156,36 +156,32 @@ class DataRegistry(Binding):
     def register_key(self, key: KeyPair) -> tuple[int, Receipt]:
         """Register `key.public` with a proof of possession bound to this account; returns (key id, receipt)."""
         proof = ringsig.prove_possession(key, possession_context(self.chain_id, self.address, self.sender))
-        receipt = self._send(self.contract.functions.registerKey(list(key.public), *proof))
-        event = self.contract.events.KeyRegistered().process_receipt(receipt.raw)[0]
-        return int(event["args"]["keyId"]), receipt
+        receipt = self._send("registerKey", list(key.public), *proof)
+        return int(self.receipt_events(receipt, "KeyRegistered")[0]["keyId"]), receipt
 
     def register_key_raw(self, public: Point, proof: tuple[int, int]) -> Receipt:
         """Register with a given proof (tests: forged or someone else's proof)."""
-        return self._send(self.contract.functions.registerKey(list(public), *proof))
+        return self._send("registerKey", list(public), *proof)
 
     def create_pool(self, cutoff: int, test_percent: int, max_future_skew: int) -> tuple[int, Receipt]:
-        receipt = self._send(self.contract.functions.createPool(cutoff, test_percent, max_future_skew))
-        event = self.contract.events.PoolCreated().process_receipt(receipt.raw)[0]
-        return int(event["args"]["poolId"]), receipt
+        receipt = self._send("createPool", cutoff, test_percent, max_future_skew)
+        return int(self.receipt_events(receipt, "PoolCreated")[0]["poolId"]), receipt
 
     def share(
         self, pool_id: int, cid: str, digest: bytes, timestamp: int, ring_ids: Sequence[int], sig: RingSignature,
         *, gas: int | None = None,
     ) -> tuple[int, Receipt]:
         """Submit a signed data transaction; returns (share id, receipt). Reverts raise `ContractRevert`."""
-        fn = self.contract.functions.share(pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig))
-        receipt = self._send(fn, gas=gas)
-        event = self.contract.events.DataShared().process_receipt(receipt.raw)[0]
-        return int(event["args"]["shareId"]), receipt
+        receipt = self._send("share", pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig), gas=gas)
+        return int(self.receipt_events(receipt, "DataShared")[0]["shareId"]), receipt
 
     def start_split(self, pool_id: int) -> Receipt:
-        return self._send(self.contract.functions.startSplit(pool_id))
+        return self._send("startSplit", pool_id)
 
     def finalize_split(self, pool_id: int) -> Receipt:
         # fixed gas: nodes estimate against the latest block, where the seed block may be
         # `block.number` itself (not yet usable); the transaction lands in a later block
-        return self._send(self.contract.functions.finalizeSplit(pool_id), gas=FINALIZE_GAS)
+        return self._send("finalizeSplit", pool_id, gas=FINALIZE_GAS)
 
     # ---- reads -------------------------------------------------------------------------------------
     def key_count(self) -> int:
@@ -218,23 +214,15 @@ class DataRegistry(Binding):
         """The contract's own verdict on a signature (eth_call; no window or key-image checks)."""
         return bool(self._call("verifyShare", pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig)))
 
-    def estimate_verify_gas(
-        self, pool_id: int, cid: str, digest: bytes, timestamp: int, ring_ids: Sequence[int], sig: RingSignature
-    ) -> int:
-        """eth_estimateGas of a `verifyShare` call (includes 21,000 + calldata)."""
-        fn = self.contract.functions.verifyShare(pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig))
-        return int(fn.estimate_gas())
-
     def shares(self, pool_id: int, *, from_block: int = 0) -> list[Share]:
         """Every accepted share of a pool, in share-id order."""
         out = []
-        for log in self.logs("DataShared", from_block=from_block, poolId=pool_id):
-            a = log["args"]
+        for a in self.decoded_events("DataShared", from_block=from_block, poolId=pool_id):
             out.append(Share(
                 pool_id=int(a["poolId"]), share_id=int(a["shareId"]), cid=str(a["cid"]), digest=bytes(a["digest"]),
                 timestamp=int(a["timestamp"]), ring_ids=tuple(int(i) for i in a["ringIds"]),
-                key_image=(int(a["keyImage"][0]), int(a["keyImage"][1])), block_number=int(log["blockNumber"]),
-                tx_hash="0x" + bytes(log["transactionHash"]).hex(),
+                key_image=(int(a["keyImage"][0]), int(a["keyImage"][1])), block_number=int(a["block_number"]),
+                tx_hash=str(a["tx_hash"]),
             ))  # fmt: skip
         return sorted(out, key=lambda s: s.share_id)
 

@@ -3,8 +3,8 @@
 web3's default path asks the node for the nonce, chain id and fees on every transaction (~61 tx/s
 to anvil); keeping the nonce here and the fees cached triples that, and `transact_many` sends one
 JSON-RPC batch of signed transactions (web3 v8's batch_requests refuses raw sends). Estimate,
-send, receipt and replay go to the provider as plain JSON-RPC: web3's middleware and formatters
-cost more than the node's own work on a local devnet, where agents send every few milliseconds.
+send, receipt and replay go through `transport` as plain JSON-RPC. A transaction is a `Call`
+(target, calldata, function name) that a `Binding` encodes from its ABI: no web3 contract objects.
 """
 
 from __future__ import annotations
@@ -16,15 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-import requests
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
-from web3.contract.contract import ContractFunction
-from web3._utils.method_formatters import receipt_formatter  # the formatter web3 applies to receipts
-from web3.datastructures import AttributeDict
-from web3.exceptions import Web3RPCError
 
 from fedledger.core.chain.errors import ErrorDecoder, TransactionFailed
+from fedledger.core.chain.transport import RpcError, answer_error, hex_int, request, request_batch
 
 log = logging.getLogger(__name__)
 
@@ -34,29 +30,35 @@ FEE_REFRESH_S = 15.0
 
 
 def rpc(w3: Web3, method: str, params: list[Any], decoder: ErrorDecoder | None = None, function: str = "") -> Any:
-    """One plain JSON-RPC request (no web3 middleware); with a `decoder`, a revert raises
-    `ContractRevert` naming the custom error, any other error `Web3RPCError`."""
-    answer = w3.provider.make_request(method, params)  # type: ignore[arg-type]
-    error = answer.get("error")
-    if error is None:
-        return answer["result"]
-    data = error.get("data")
-    if isinstance(data, dict):  # some nodes wrap it
-        data = data.get("data")
-    if decoder is not None and (isinstance(data, str) or "revert" in str(error.get("message", "")).lower()):
-        raise decoder.decode(data if isinstance(data, str) else None, function)
-    raise Web3RPCError(f"{method}: {error.get('message', error)}", rpc_response=answer)
+    """One plain JSON-RPC request; with a `decoder`, a revert raises `ContractRevert` naming the
+    custom error, any other error `RpcError`."""
+    try:
+        return request(w3, method, params)
+    except RpcError as exc:
+        data = exc.data.get("data") if isinstance(exc.data, dict) else exc.data  # some nodes wrap it
+        if decoder is not None and (isinstance(data, str) or "revert" in str(exc).lower()):
+            raise decoder.decode(data if isinstance(data, str) else None, function) from None
+        raise
+
+
+@dataclass(frozen=True)
+class Call:
+    """A contract function call ready to send: target address, calldata and the function's name."""
+
+    to: str
+    data: str
+    name: str
 
 
 @dataclass(frozen=True)
 class Receipt:
-    """The parts of a receipt fedledger uses."""
+    """The parts of a receipt fedledger uses; `raw` is the node's JSON receipt (hex quantities)."""
 
     tx_hash: str
     block_number: int
     gas_used: int
     function: str
-    raw: Any
+    raw: dict[str, Any]
 
 
 class Transactor:
@@ -81,16 +83,13 @@ class Transactor:
             self._fees = (time.monotonic(), fees)
         return fees
 
-    def _name(self, fn: ContractFunction) -> str:
-        return str(fn.fn_name)
+    def _rpc(self, method: str, params: list[Any], fn: Call | None = None) -> Any:
+        return rpc(self.w3, method, params, self._decoder if fn is not None else None, fn.name if fn else "")
 
-    def _rpc(self, method: str, params: list[Any], fn: ContractFunction | None = None) -> Any:
-        return rpc(self.w3, method, params, self._decoder if fn is not None else None, self._name(fn) if fn else "")
+    def _call_params(self, fn: Call, value: int) -> dict[str, Any]:
+        return {"from": self.address, "to": fn.to, "data": fn.data, "value": hex(value)}
 
-    def _call_params(self, fn: ContractFunction, value: int) -> dict[str, Any]:
-        return {"from": self.address, "to": fn.address, "data": fn._encode_transaction_data(), "value": hex(value)}
-
-    def estimate(self, fn: ContractFunction, value: int = 0) -> int:
+    def estimate(self, fn: Call, value: int = 0) -> int:
         """Gas estimate; a revert raises `ContractRevert` naming the custom error."""
         return int(self._rpc("eth_estimateGas", [self._call_params(fn, value)], fn), 16)
 
@@ -104,24 +103,24 @@ class Transactor:
         return fees
 
     def _build(
-        self, fn: ContractFunction, value: int, gas: int | None, fees: dict[str, int] | None = None
+        self, fn: Call, value: int, gas: int | None, fees: dict[str, int] | None = None
     ) -> tuple[dict[str, Any], bytes]:
         if gas is None:
             gas = int(self.estimate(fn, value) * GAS_MARGIN) + 10_000
         with self._lock:
             nonce = self._nonce
             self._nonce += 1
-        tx = {"to": fn.address, "data": fn._encode_transaction_data(), "value": value, "gas": gas, "nonce": nonce,
+        tx = {"to": fn.to, "data": fn.data, "value": value, "gas": gas, "nonce": nonce,
               "chainId": self._chain_id, **(fees or self._fee_fields())}  # fmt: skip
         signed = self.account.sign_transaction(tx)
         return tx, bytes(signed.raw_transaction)
 
-    def transact(self, fn: ContractFunction, *, value: int = 0, gas: int | None = None, timeout: float = 120) -> Receipt:
+    def transact(self, fn: Call, *, value: int = 0, gas: int | None = None, timeout: float = 120) -> Receipt:
         """Send one transaction and wait for its receipt; reverts raise `ContractRevert`."""
         try:
             _, raw = self._build(fn, value, gas)
             tx_hash = self._rpc("eth_sendRawTransaction", ["0x" + raw.hex()])
-        except Web3RPCError as exc:
+        except RpcError as exc:
             if "nonce" in str(exc).lower():  # another process used this key: resync and retry once
                 self.resync_nonce()
                 _, raw = self._build(fn, value, gas)
@@ -131,25 +130,20 @@ class Transactor:
         deadline = time.monotonic() + timeout
         while (receipt := self._rpc("eth_getTransactionReceipt", [tx_hash])) is None:
             if time.monotonic() > deadline:
-                raise TransactionFailed(f"{self._name(fn)}: transaction {tx_hash} not mined after {timeout:.0f} s")
+                raise TransactionFailed(f"{fn.name}: transaction {tx_hash} not mined after {timeout:.0f} s")
             time.sleep(0.02)
-        return self._check(fn, AttributeDict(receipt_formatter(receipt)), value)
+        return self._check(fn, receipt, value)
 
-    def transact_many(self, calls: list[tuple[ContractFunction, int, int]], timeout: float = 300) -> list[Receipt]:
+    def transact_many(self, calls: list[tuple[Call, int, int]], timeout: float = 300) -> list[Receipt]:
         """Send (fn, value, gas) calls as one JSON-RPC batch of signed transactions, then wait for all."""
         full_blocks = math.ceil(sum(gas for _, _, gas in calls) / BLOCK_GAS_TARGET)
         fees = self.fee_fields(full_blocks)
         raws = [self._build(fn, value, gas, fees)[1] for fn, value, gas in calls]
-        batch: list[dict[str, Any]] = [
-            {"jsonrpc": "2.0", "id": i, "method": "eth_sendRawTransaction", "params": ["0x" + raw.hex()]}
-            for i, raw in enumerate(raws)
-        ]
-        url = self.w3.provider.endpoint_uri  # type: ignore[attr-defined]
-        answers = sorted(requests.post(url, json=batch, timeout=timeout).json(), key=lambda a: a["id"])
-        errors = [a["error"] for a in answers if "error" in a]
+        answers = request_batch(self.w3, [("eth_sendRawTransaction", ["0x" + raw.hex()]) for raw in raws])
+        errors = [e for a in answers if (e := answer_error("eth_sendRawTransaction", a)) is not None]
         if errors:
             self.resync_nonce()
-            raise TransactionFailed(f"{len(errors)} of {len(batch)} batched transactions rejected: {errors[0]}")
+            raise TransactionFailed(f"{len(errors)} of {len(raws)} batched transactions rejected: {errors[0]}")
         hashes = [answer["result"] for answer in answers]
         mined = self._wait_all(hashes, timeout)
         return [self._check(fn, r, value) for (fn, value, _), r in zip(calls, mined, strict=True)]
@@ -160,15 +154,12 @@ class Transactor:
         receipts: dict[str, Any] = {}
         deadline, stalled_since = time.monotonic() + timeout, time.monotonic()
         dev = None
-        url = self.w3.provider.endpoint_uri  # type: ignore[attr-defined]
         while len(receipts) < len(hashes):
             before = len(receipts)
             todo = [h for h in hashes if h not in receipts]
-            batch = [{"jsonrpc": "2.0", "id": i, "method": "eth_getTransactionReceipt", "params": [h]}
-                     for i, h in enumerate(todo)]  # fmt: skip
-            for answer in requests.post(url, json=batch, timeout=60).json():
+            for h, answer in zip(todo, request_batch(self.w3, [("eth_getTransactionReceipt", [h]) for h in todo]), strict=True):
                 if answer.get("result"):
-                    receipts[todo[answer["id"]]] = AttributeDict(receipt_formatter(answer["result"]))
+                    receipts[h] = answer["result"]
             if len(receipts) > before:
                 stalled_since = time.monotonic()
             elif time.monotonic() - stalled_since > 2.0:
@@ -176,7 +167,7 @@ class Transactor:
                     version = str(self.w3.client_version).lower()
                     dev = "anvil" in version or "hardhat" in version
                 if dev:
-                    self.w3.provider.make_request("evm_mine", [])  # type: ignore[arg-type]
+                    request(self.w3, "evm_mine", [])
                 stalled_since = time.monotonic()
             if time.monotonic() > deadline:
                 raise TransactionFailed(f"{len(hashes) - len(receipts)} of {len(hashes)} transactions not mined after {timeout:.0f} s")
@@ -186,26 +177,26 @@ class Transactor:
 
     def resync_nonce(self) -> None:
         with self._lock:
-            self._nonce = self.w3.eth.get_transaction_count(self.address, "pending")
+            self._nonce = int(self.w3.eth.get_transaction_count(self.address, "pending"))
 
-    def _check(self, fn: ContractFunction, receipt: Any, value: int) -> Receipt:
-        if receipt["status"] != 1:
+    def _check(self, fn: Call, receipt: dict[str, Any], value: int) -> Receipt:
+        if hex_int(receipt["status"]) != 1:
             # Recover the revert reason by replaying the call: on the state it was mined on, and
             # then now (a revert that only happens when mined, e.g. a deadline that passed
             # between the estimate and the block, shows up in the second replay).
-            for block in (hex(receipt["blockNumber"] - 1), "latest"):
+            for block in (hex(hex_int(receipt["blockNumber"]) - 1), "latest"):
                 self._rpc("eth_call", [self._call_params(fn, value), block], fn)
-            gas = int(receipt["gasUsed"])
+            gas = hex_int(receipt["gasUsed"])
             raise TransactionFailed(
-                f"{self._name(fn)}: transaction 0x{bytes(receipt['transactionHash']).hex()} reverted when mined "
+                f"{fn.name}: transaction {receipt['transactionHash']} reverted when mined "
                 f"(gas used {gas:,}); replaying it succeeds, so the block's own conditions (its timestamp "
                 "against a deadline, or a transaction ordered before it) made it fail"
             )
         return Receipt(
-            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
-            block_number=int(receipt["blockNumber"]),
-            gas_used=int(receipt["gasUsed"]),
-            function=self._name(fn),
+            tx_hash=str(receipt["transactionHash"]),
+            block_number=hex_int(receipt["blockNumber"]),
+            gas_used=hex_int(receipt["gasUsed"]),
+            function=fn.name,
             raw=receipt,
         )
 
