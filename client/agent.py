@@ -18,21 +18,28 @@ from collections import OrderedDict
 from dataclasses import replace
 
 import torch
-from eth_account.messages import encode_defunct
-from eth_utils import keccak
 
 from fedledger.core.attacks import Attack, create_attack
+from fedledger.core.chain import (
+    ContractRevert,
+    FedLedger,
+    Phase,
+    RoundInfo,
+    TaskStatus,
+    TransactionFailed,
+    bits,
+    encode_scores,
+    score_commitment,
+)  # fmt: skip
+from fedledger.core.chain.accounts import owner_secret
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import create_accountant
 from fedledger.core.learning.training import account_past_rounds, train_local
-from fedledger.core.protocol.validation import peer_score, validation_targets
-from fedledger.core.chain import (
-    ContractRevert, FedLedger, Phase, RoundInfo, TaskStatus, TransactionFailed, bits, encode_scores, score_commitment,
-)  # fmt: skip
 from fedledger.core.models import StateDict, create_model
+from fedledger.core.protocol.rounds import BadInput, fetch_weights, task_config
+from fedledger.core.protocol.validation import peer_score, validation_targets
 from fedledger.core.storage import Store
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
-from fedledger.core.protocol.rounds import BadInput, fetch_weights, task_config
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +144,8 @@ class ClientAgent:
         steps = cfg.local_steps or cfg.local_epochs * math.ceil(len(self.x) / cfg.batch_size)
         if self.attack.trains:
             res = train_local(self.model, global_w, self.x, self.y, cfg, dp=self.dp, accountant=self.accountant,
-                              seed=self.cfg.seed * 1_000_003 + r * 1009 + self.k)  # fmt: skip
+                              seed=self.cfg.seed * 1_000_003 + r * 1009 + self.k,
+                              noise_secret=self._secret("dp noise", r) if self.dp else None)  # fmt: skip
             weights, steps, self.epsilon = res.weights, res.local_steps, res.epsilon
         else:
             weights = OrderedDict((k, v.clone()) for k, v in global_w.items())
@@ -205,10 +213,14 @@ class ClientAgent:
         self._scores[r] = packed
         return packed
 
+    def _secret(self, purpose: str, r: int) -> bytes:
+        """Secret and recomputable after a restart: hash of a deterministic (RFC 6979) signature
+        with this owner's key. Nothing public (chain, storage, task config) yields it."""
+        assert self.ledger.account is not None, "a data owner's ledger binding has its account"
+        return owner_secret(self.ledger.account, purpose, self.task_id, r)
+
     def _salt(self, r: int) -> bytes:
-        """Secret and recomputable after a restart: hash of a deterministic (RFC 6979) signature."""
-        msg = encode_defunct(text=f"fedledger score salt: task {self.task_id} round {r}")
-        return keccak(self.ledger.account.sign_message(msg).signature)  # type: ignore[union-attr]
+        return self._secret("score salt", r)
 
     def _commitment(self, r: int, ri: RoundInfo) -> bytes:
         return score_commitment(self.task_id, r, self.address, self._scores_for(r, ri), self._salt(r))

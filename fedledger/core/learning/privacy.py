@@ -23,13 +23,26 @@ by at most ``2C / B``.
   sampling amplification, so it is an upper bound).
 
 ``epsilon`` given for Laplace is per step, as in BPCV-FL's ``scale = sensitivity / epsilon``.
+
+One entry point, shaped like Opacus's ``make_private``: :func:`make_private` returns a
+:class:`DPStep` (clip + noise, the GD-DP gradient of one batch) whose step hooks feed the
+accountant; :func:`calibrate_noise` finds the sigma that spends a target (epsilon, delta).
+
+Where the noise comes from matters more than its size: noise drawn from a public seed can be
+regenerated and subtracted by anyone. A data owner's noise is drawn from a secret only it holds
+(:func:`noise_generator` with ``secret``: the agent derives it from a deterministic signature with
+its key, so it survives a restart); ``secure_mode`` draws from ``os.urandom``; a plain seed is for
+in-process experiments only and warns, as Opacus does when its secure RNG is off.
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import os
-from dataclasses import dataclass
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Literal
 
@@ -41,6 +54,11 @@ from opacus.accountants.analysis import rdp as rdp_analysis
 __all__ = [
     "CachedRDPAccountant",
     "DPConfig",
+    "DPStep",
+    "InsecureNoiseWarning",
+    "accounted_noise",
+    "calibrate_noise",
+    "make_private",
     "LaplaceAccountant",
     "clip_per_sample",
     "create_accountant",
@@ -225,12 +243,105 @@ def privatize(
     return out
 
 
-def noise_generator(cfg: DPConfig, seed: int) -> torch.Generator:
-    """The generator DP noise is drawn from (seeded unless ``secure_mode``)."""
+class InsecureNoiseWarning(UserWarning):
+    """DP noise drawn from a seed others may know: it protects nothing against them."""
+
+
+_NOISE_DOMAIN = b"fedledger/dp-noise/v1"
+
+
+def noise_generator(cfg: DPConfig, seed: int | None = None, *, secret: bytes | None = None) -> torch.Generator:
+    """The generator DP noise is drawn from.
+
+    ``secret`` (the owner's own, e.g. derived from a deterministic signature with its key): the
+    noise is reproducible by the owner after a restart and by no one else. ``cfg.secure_mode``:
+    fresh randomness from the OS. Otherwise ``seed``: reproducible experiments only; warns with
+    :class:`InsecureNoiseWarning`, since anyone who knows the seed can subtract the noise.
+    """
     gen = torch.Generator()
-    if cfg.secure_mode:
+    if secret is not None:
+        if len(secret) < 16:
+            raise ValueError("the DP noise secret must have at least 16 bytes")
+        gen.manual_seed(int.from_bytes(hashlib.sha256(_NOISE_DOMAIN + secret).digest()[:8], "little"))
+    elif cfg.secure_mode:
         gen.manual_seed(int.from_bytes(os.urandom(8), "little"))
-    else:
-        # Reproducible experiments; Opacus likewise defaults to a non-secure PRNG.
+    elif seed is not None:
+        warnings.warn("DP noise drawn from a plain seed: anyone who knows it can regenerate and subtract the "
+                      "noise (fine for in-process experiments; agents draw it from their key)",
+                      InsecureNoiseWarning, stacklevel=2)  # fmt: skip
         gen.manual_seed(seed)
+    else:
+        raise ValueError("DP noise needs a secret, secure_mode or (experiments only) a seed")
     return gen
+
+
+def accounted_noise(cfg: DPConfig) -> float:
+    """What the accountant is told per step: sigma (Gaussian), 1 / epsilon_step (Laplace)."""
+    return cfg.noise_multiplier if cfg.mechanism == "gaussian" else 1.0 / cfg.epsilon
+
+
+@dataclass
+class DPStep:
+    """Clipping and noise of one batch in one object (Opacus's ``DPOptimizer`` role): call it on
+    per-sample gradients to get the GD-DP average gradient; every call runs the step hooks with
+    ``(noise_multiplier, sample_rate)`` (the accountant is one)."""
+
+    config: DPConfig
+    generator: torch.Generator
+    hooks: list[Callable[[float, float], None]] = field(default_factory=list)
+
+    def __call__(self, per_sample_grads: dict[str, torch.Tensor], sample_rate: float) -> dict[str, torch.Tensor]:
+        noisy = privatize(per_sample_grads, self.config, self.generator)
+        for hook in self.hooks:
+            hook(accounted_noise(self.config), sample_rate)
+        return noisy
+
+
+def make_private(
+    cfg: DPConfig,
+    *,
+    accountant: IAccountant | None = None,
+    secret: bytes | None = None,
+    seed: int | None = None,
+) -> tuple[DPStep, IAccountant]:
+    """The one entry point to GD-DP: a step object and the accountant its hook feeds (a new one
+    for ``cfg.mechanism`` unless given, so spend can be kept across rounds)."""
+    accountant = accountant if accountant is not None else create_accountant(cfg.mechanism)
+    step = DPStep(cfg, noise_generator(cfg, seed, secret=secret))
+    step.hooks.append(lambda sigma, q: accountant.step(noise_multiplier=sigma, sample_rate=q))
+    return step, accountant
+
+
+def spent(accountant: IAccountant, cfg: DPConfig) -> float:
+    """Epsilon spent so far (at ``cfg.delta`` for Gaussian noise; Laplace is pure DP)."""
+    return float(accountant.get_epsilon(cfg.delta if cfg.mechanism == "gaussian" else 0.0))
+
+
+def calibrate_noise(
+    target_epsilon: float, delta: float, sample_rates: Sequence[float], *, tolerance: float = 1.005
+) -> tuple[float, float]:
+    """(sigma, epsilon spent): the smallest Gaussian noise multiplier (within ``tolerance``) with
+    which the steps ``sample_rates`` (one per step, in order) spend at most ``target_epsilon`` at
+    ``delta`` under the RDP accountant the agents use. Starts from Opacus's
+    ``get_noise_multiplier`` (which assumes one sample rate) and moves sigma until the exact
+    schedule (e.g. the smaller last batch of each epoch) agrees."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    if target_epsilon <= 0 or not 0 < delta < 1 or not sample_rates:
+        raise ValueError("calibrate_noise needs epsilon > 0, 0 < delta < 1 and at least one step")
+
+    def epsilon(sigma: float) -> float:
+        acc = CachedRDPAccountant()
+        for q in sample_rates:
+            acc.step(noise_multiplier=sigma, sample_rate=q)
+        return float(acc.get_epsilon(delta))
+
+    sigma = get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta, sample_rate=max(sample_rates),
+                                 steps=len(sample_rates), accountant="rdp", epsilon_tolerance=0.005)  # fmt: skip
+    eps = epsilon(sigma)
+    while eps > target_epsilon:
+        sigma *= tolerance
+        eps = epsilon(sigma)
+    while (lower := epsilon(sigma / tolerance)) <= target_epsilon:
+        sigma, eps = sigma / tolerance, lower
+    return float(sigma), eps

@@ -17,10 +17,10 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from fedledger.core.learning.behaviour import Behaviour, behaviour_model
-from fedledger.core.learning.privacy import DPConfig, create_accountant, noise_generator, privatize, tune_allocator
+from fedledger.core.learning.privacy import DPConfig, accounted_noise, make_private, spent, tune_allocator
 from fedledger.core.models import StateDict, get_weights
 
-__all__ = ["TrainConfig", "TrainResult", "account_past_rounds", "magnitude_prune", "train_local"]
+__all__ = ["TrainConfig", "TrainResult", "account_past_rounds", "magnitude_prune", "step_sample_rates", "train_local"]
 
 
 @dataclass(frozen=True)
@@ -87,19 +87,21 @@ def magnitude_prune(before: StateDict, after: StateDict, ratio: float) -> StateD
     return out
 
 
-def _accounted_noise(dp: DPConfig) -> float:
-    """What the accountant is told per step (the Laplace accountant reads 1/epsilon)."""
-    return dp.noise_multiplier if dp.mechanism == "gaussian" else 1.0 / dp.epsilon
+def step_sample_rates(n: int, config: TrainConfig) -> list[float]:
+    """The sample rate of each step of one local run on `n` samples, as `train_local` takes them
+    (batch sizes do not depend on the shuffling seed): what the accountant and
+    `privacy.calibrate_noise` need."""
+    return [len(b) / n for b in _batches(n, config, torch.Generator().manual_seed(0))]
 
 
 def account_past_rounds(accountant: IAccountant, dp: DPConfig, n: int, config: TrainConfig, rounds: int) -> None:
     """Feed `accountant` the steps of `rounds` earlier local runs on `n` samples, as `train_local`
     took them: an agent restarted mid-task recovers its privacy spend from the rounds the chain
-    says it trained in (batch sizes do not depend on the shuffling seed)."""
-    sizes = [len(b) for b in _batches(n, config, torch.Generator().manual_seed(0))]
+    says it trained in."""
+    rates = step_sample_rates(n, config)
     for _ in range(rounds):
-        for size in sizes:
-            accountant.step(noise_multiplier=_accounted_noise(dp), sample_rate=size / n)
+        for q in rates:
+            accountant.step(noise_multiplier=accounted_noise(dp), sample_rate=q)
 
 
 def train_local(
@@ -112,6 +114,7 @@ def train_local(
     seed: int = 0,
     dp: DPConfig | None = None,
     accountant: IAccountant | None = None,
+    noise_secret: bytes | None = None,
 ) -> TrainResult:
     """Train ``model`` from ``global_weights`` on ``(x, y)``; deterministic given ``seed``.
 
@@ -120,10 +123,13 @@ def train_local(
         global_weights: the round's starting weights (not modified).
         x, y: local training data.
         config: SGD settings.
-        seed: batch-order (and DP-noise) seed; same seed and inputs -> identical weights.
+        seed: batch-order seed; same seed and inputs -> identical weights.
         dp: GD-DP settings, or None for plain SGD.
         accountant: a privacy accountant to keep across rounds (one is created when None);
             the returned epsilon is the accountant's total so far.
+        noise_secret: the owner's secret the DP noise is drawn from (agents); without it the noise
+            comes from ``seed`` (in-process experiments; warns: anyone knowing the seed can
+            subtract it).
     """
     if len(x) == 0:
         raise ValueError("no local training data")
@@ -146,8 +152,8 @@ def train_local(
         epsilon = delta = None
     else:
         tune_allocator()
-        accountant = accountant if accountant is not None else create_accountant(dp.mechanism)
-        noise_gen = noise_generator(dp, seed + 1_000_003)
+        step, accountant = make_private(dp, accountant=accountant, secret=noise_secret,
+                                        seed=None if noise_secret is not None else seed + 1_000_003)  # fmt: skip
         buffers = dict(model.named_buffers())
         names = list(params)
 
@@ -157,22 +163,18 @@ def train_local(
 
         per_sample = vmap(grad_and_value(sample_loss), in_dims=(None, 0, 0))
         detached = {k: v.detach() for k, v in params.items()}
-        noise_mult = _accounted_noise(dp)
         for i, idx in enumerate(batches):
             grads, sample_losses = per_sample(detached, x[idx], y[idx])
-            noisy = privatize(grads, dp, noise_gen)
+            noisy = step(grads, sample_rate=len(idx) / len(x))
             with torch.no_grad():
                 for k in names:
                     detached[k] = detached[k] - config.lr * noisy[k]
             losses[i] = sample_losses.mean()
-            accountant.step(noise_multiplier=noise_mult, sample_rate=len(idx) / len(x))
         with torch.no_grad():
             for k in names:
                 params[k].copy_(detached[k])
         delta = 0.0 if dp.mechanism == "laplace" else dp.delta
-        epsilon = float(accountant.get_epsilon(delta)) if dp.mechanism == "gaussian" else float(
-            accountant.get_epsilon(0.0)
-        )
+        epsilon = spent(accountant, dp)
 
     weights = get_weights(model)
     weights = magnitude_prune(global_weights, weights, config.prune_ratio)
