@@ -9,7 +9,6 @@ from collections import OrderedDict
 from pathlib import Path
 
 import pytest
-import torch
 
 from fedledger.core.chain import Phase, Proposal, TaskStatus, devnet_account
 from fedledger.core.storage import open_store
