@@ -10,8 +10,12 @@ OLD_CHECKOUT is a checkout of the commit whose code named the cells (for example
 2. reduces the old and the current engine code for the cell's defence and model to what it does
    (`benchmarks._fingerprint`: syntax trees without imports and docstrings);
 3. where both reductions are equal (only moves, imports, formatting or docs changed), renames the
-   cell to its name under the current code; otherwise the code changed what it computes, and the
-   cell is reported as retired and left where it is.
+   cell to its name under the current code;
+4. where they differ, the code may still compute the same numbers (a refactor): with
+   `--verify-rounds N`, the cheapest stored cell of each group (grid, defence, model, DP) is run
+   again for its first N rounds with the current code, and only if every one of those rounds
+   matches the stored one exactly (global-model digest, accepted set, scores, accuracy) are the
+   group's cells renamed; otherwise they are reported as retired and left where they are.
 """
 
 from __future__ import annotations
@@ -21,10 +25,29 @@ import json
 import os
 import subprocess
 import sys
+from collections import defaultdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from benchmarks._common import CELLS, _model_source, cell_id, engine_fingerprint
-from fedledger.experiment import ExperimentResult
+from fedledger.experiment import ExperimentResult, run_experiment
+
+# What must match, round by round, for a re-run to count as the same computation (not timings).
+_SAME = ("round", "accuracy", "loss", "participants", "accepted", "malicious_participants", "precision", "recall",
+         "asr", "adopted", "scores", "digest", "epsilon")  # fmt: skip
+
+
+def _reproduces(path: Path, rounds: int) -> tuple[bool, str]:
+    """Run the stored cell's first `rounds` rounds with the current code; (same?, what differed)."""
+    stored = ExperimentResult.from_dict(json.loads(path.read_text()))
+    n = min(rounds, len(stored.rounds))
+    again = run_experiment(replace(stored.config, rounds=n))
+    for old, new in zip(stored.rounds[:n], again.rounds, strict=True):
+        a, b = asdict(old), asdict(new)
+        for key in _SAME:
+            if a[key] != b[key]:
+                return False, f"round {old.round}: {key} {a[key]!r} != {b[key]!r}"
+    return True, f"{n} rounds identical (digests {', '.join(str(r.digest)[:12] for r in again.rounds)})"
 
 # Runs inside the old checkout: its own cell naming, plus this tree's (stdlib-only) reduction.
 _OLD_SIDE = r"""
@@ -57,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--leave-out", action="append", default=[], metavar="PATH",
                         help="an old source (path in the old checkout) the engine never used, though the old key counted "
                              "it (e.g. client/agent.py, counted only because the whole client/ folder was listed)")
+    parser.add_argument("--verify-rounds", type=int, default=0, metavar="N",
+                        help="for cells whose code changed: re-run the cheapest cell of each group for N rounds and "
+                             "keep the group only if they match exactly (0: retire them)")
     args = parser.parse_args(argv)
     old = args.old_checkout.resolve()
     cells = sorted(CELLS.rglob("*.json"))
@@ -65,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     out = subprocess.run([sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), *map(str, cells)], cwd=old, env=env,
                          check=True, capture_output=True, text=True).stdout  # fmt: skip
     moved = same = stale = retired = 0
+    changed: dict[tuple[str, ...], list[tuple[Path, Path]]] = defaultdict(list)
     for line in out.splitlines():
         row = json.loads(line)
         path = Path(row["path"])
@@ -74,17 +101,31 @@ def main(argv: list[str] | None = None) -> int:
             continue
         cfg = ExperimentResult.from_dict(json.loads(path.read_text())).config
         engine = engine_fingerprint(cfg.defence)
-        if engine != row["engine"] or _model_source(cfg.model) != row["model"]:
-            retired += 1
-            print(f"retired (the code now computes something else): {path.relative_to(CELLS)}")
-            continue
         target = path.with_name(cell_id(cfg, engine) + ".json")
+        if engine != row["engine"] or _model_source(cfg.model) != row["model"]:
+            changed[(path.parent.name, cfg.defence, cfg.model, str(cfg.dp))].append((path, target))
+            continue
         if target == path:
             same += 1
             continue
         moved += 1
         if not args.dry_run:
             path.rename(target)
+    for group, members in sorted(changed.items()):
+        ok, why = False, "code changed (no --verify-rounds)"
+        if args.verify_rounds > 0:
+            cheapest = min(members, key=lambda m: float(json.loads(m[0].read_text()).get("seconds", 0.0)))[0]
+            ok, why = _reproduces(cheapest, args.verify_rounds)
+            why = f"{cheapest.relative_to(CELLS)}: {why}"
+        print(f"{' / '.join(group)} ({len(members)} cells): {'kept' if ok else 'retired'}: {why}", flush=True)
+        if not ok:
+            retired += len(members)
+            continue
+        for path, target in members:
+            if target != path:
+                moved += 1
+                if not args.dry_run:
+                    path.rename(target)
     print(f"{len(cells)} cells: {moved} renamed, {same} already named right, {retired} retired, {stale} stale before")
     return 0 if retired == 0 else 1
 
