@@ -11,6 +11,7 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
+from fedledger.core.chain.manifest import manifest_path
 from fedledger.deploy.compile import compile_contracts
 from fedledger.core.chain.errors import ErrorDecoder
 from fedledger.core.chain.tx import Transactor
@@ -21,10 +22,6 @@ DEFAULT_UNSTAKE_DELAY = 7 * 24 * 3600
 
 def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
-
-
-def manifest_path(chain_id: int, directory: Path | None = None) -> Path:
-    return (directory or Path.cwd() / "deployments") / f"{chain_id}.json"
 
 
 def deploy(

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import requests
 
+from fedledger.core.chain.manifest import DEVNET_RECORD
 from fedledger.core.paths import node_modules, project_root, state_dir
 from fedledger.core.processes import stop_process
 
@@ -97,7 +98,7 @@ def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None) -> De
 
 
 def record_path() -> Path:
-    return state_dir() / "devnet.json"
+    return state_dir() / DEVNET_RECORD
 
 
 def save_record(devnet: Devnet) -> Path:

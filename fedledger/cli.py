@@ -1,24 +1,32 @@
-"""The `fedledger` command line: this module only wires the sub-commands together.
-
-Each command lives in the module of the part it drives (deploy/cli.py, fedledger/storage/cli.py,
-fedledger/experiment_cli.py, ...), as in the `flwr` CLI.
-"""
+"""The `fedledger` command line: this module only wires the commands (one module each in
+`fedledger/commands/`) and turns user mistakes into one line and exit code 2 (`main`)."""
 
 from __future__ import annotations
 
-import typer
+import sys
+import traceback
 
-from fedledger.deploy.cli import deploy, devnet_app
-from fedledger.agents_cli import audit, client_app, demo, miner_app, simulate, task_app
-from fedledger.bench_cli import bench
-from fedledger.data_cli import data_app
-from fedledger.experiment_cli import experiment
-from fedledger.explorer_cli import explorer
-from fedledger.storage_cli import ipfs_app
+import typer
+from typer.exceptions import TyperException
+
+from fedledger.commands.audit import audit
+from fedledger.commands.bench import bench
+from fedledger.commands.client import client_app
+from fedledger.commands.data import data_app
+from fedledger.commands.deploy import deploy
+from fedledger.commands.devnet import devnet_app
+from fedledger.commands.errors import USER_ERRORS
+from fedledger.commands.experiment import experiment
+from fedledger.commands.explorer import explorer
+from fedledger.commands.ipfs import ipfs_app
+from fedledger.commands.miner import miner_app
+from fedledger.commands.simulate import demo, simulate
+from fedledger.commands.task import task_app
 
 app = typer.Typer(
     name="fedledger",
-    help="Blockchain-based federated learning: contracts on an Ethereum devnet, models on IPFS.",
+    help="Blockchain-based federated learning: contracts on an Ethereum devnet, models on IPFS. "
+    "User mistakes end with one line and exit code 2; --debug (first) shows the traceback.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,  # never print locals: they may hold private keys
 )
@@ -37,5 +45,36 @@ app.add_typer(data_app, name="data")
 app.command(name="bench")(bench)
 
 
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; the one place where errors become exit codes: usage errors and user mistakes
+    (`commands.errors.USER_ERRORS`) print one line and give 2, `--debug` adds the traceback."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        result = typer.main.get_command(app).main(args=args, prog_name="fedledger", standalone_mode=False)
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        print("fedledger: aborted", file=sys.stderr)
+        return 130
+    except TyperException as exc:  # a bad option or value: the usage line and one line saying what is wrong
+        show = getattr(exc, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"fedledger: {exc}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as exc:
+        if debug:
+            traceback.print_exc()
+        print(f"fedledger: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("fedledger: interrupted", file=sys.stderr)
+        return 130
+    return int(result) if isinstance(result, int) else 0
+
+
 if __name__ == "__main__":
-    app()
+    sys.exit(main())

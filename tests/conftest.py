@@ -11,6 +11,20 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run `fedledger ARGS...` in-process through the real entry point (`fedledger.cli.main`, where
+    user mistakes become one line and exit code 2); returns (exit code, stdout + stderr)."""
+    from fedledger.cli import main
+
+    def run(*args: str) -> tuple[int, str]:
+        code = main([str(a) for a in args])
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+
+    return run
+
+
 @pytest.fixture(scope="session")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A real anvil process for the whole session (anvil slows down as blocks pile up, so one per

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from fedledger.bench_cli import BENCHMARKS, QUICK_ORDER
+from fedledger.commands.bench import BENCHMARKS, QUICK_ORDER
 from fedledger.cli import app
 
 runner = CliRunner()
@@ -18,11 +18,11 @@ def test_bench_help_lists_every_benchmark() -> None:
         assert name in result.output
 
 
-def test_unknown_benchmark_is_a_clear_error() -> None:
-    result = runner.invoke(app, ["bench", "no-such-bench"])
-    assert result.exit_code == 2
-    assert "unknown benchmark 'no-such-bench'" in result.output
-    assert "bvfb" in result.output
+def test_unknown_benchmark_is_a_clear_error(cli) -> None:
+    code, out = cli("bench", "no-such-bench")
+    assert code == 2
+    assert "unknown benchmark 'no-such-bench'" in out
+    assert "bvfb" in out
 
 
 def test_quick_set_covers_every_benchmark_once() -> None:

@@ -52,7 +52,7 @@ def test_devnet_up_deploy_down(tmp_path: Path, kind: str):
 
 def test_deploy_to_an_unreachable_rpc_fails_clearly(tmp_path: Path):
     result = run(["deploy", "--rpc", "http://127.0.0.1:9"], tmp_path)
-    assert result.returncode == 1 and "no Ethereum node answers" in result.stderr
+    assert result.returncode == 2 and "no Ethereum node answers" in result.stderr
 
 
 def test_every_command_has_help(tmp_path: Path):

@@ -105,8 +105,6 @@ def test_cli_writes_json(tmp_path):
     assert "accuracy" in result.output
 
 
-def test_cli_unknown_dataset_is_a_clean_error():
-    from fedledger.cli import app
-
-    result = CliRunner().invoke(app, ["experiment", "--dataset", "imagenet", "--rounds", "1"])
-    assert result.exit_code == 1 and "unknown dataset" in result.output
+def test_cli_unknown_dataset_is_a_clean_error(cli):
+    code, out = cli("experiment", "--dataset", "imagenet", "--rounds", "1")
+    assert code == 2 and "unknown dataset" in out and "Traceback" not in out

@@ -200,16 +200,9 @@ def test_server_sent_events_announce_new_blocks(server, deployment):
     assert heads[1] == heads[0] + 1 or heads[1] > heads[0]
 
 
-def test_cli_reports_an_unreachable_node(tmp_path):
-    import typer
-    from typer.testing import CliRunner
-
-    from fedledger.explorer_cli import explorer
-
-    app = typer.Typer()
-    app.command()(explorer)
-    result = CliRunner().invoke(app, ["--rpc", "http://127.0.0.1:9", "--manifest", str(tmp_path / "none.json")])
-    assert result.exit_code == 1 and "no Ethereum node answers" in result.output
+def test_cli_reports_an_unreachable_node(tmp_path, cli):
+    code, out = cli("explorer", "--rpc", "http://127.0.0.1:9", "--manifest", tmp_path / "none.json")
+    assert code == 2 and "no Ethereum node answers" in out and "Traceback" not in out
 
 
 def test_metrics_hook_reads_the_simulation_report(tmp_path):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from fedledger.data_cli import data_app, load_key
+from fedledger.commands.data import data_app, load_key
 from fedledger.core.storage import open_store
 from tests.chain.helpers import increase_time
 
@@ -22,7 +22,7 @@ def _ok(args: list[str]) -> str:
     return result.output
 
 
-def test_cli_share_and_split(w3, devnet, tmp_path: Path) -> None:
+def test_cli_share_and_split(w3, devnet, tmp_path: Path, cli) -> None:
     from fedledger.deploy.deployer import deploy
     from fedledger.core.chain import devnet_account
 
@@ -37,7 +37,7 @@ def test_cli_share_and_split(w3, devnet, tmp_path: Path) -> None:
         assert stat.S_IMODE(kf.stat().st_mode) == 0o600
         outputs.append(_ok(["register-key", "--key-file", str(kf), *chain]))
     assert "already registered as key 0" in _ok(["register-key", "--key-file", str(key_files[0]), *chain])
-    assert runner.invoke(data_app, ["keygen", "--out", str(key_files[0])]).exit_code == 1  # no silent overwrite
+    assert cli("data", "keygen", "--out", key_files[0])[0] == 2  # no silent overwrite
     outputs.append(_ok(["create-pool", "--cutoff-in", "600", "--test-percent", "50", *chain]))
 
     files = []
@@ -53,14 +53,14 @@ def test_cli_share_and_split(w3, devnet, tmp_path: Path) -> None:
         assert open_store(store).get(shared["cid"]) == f.read_bytes()
 
     # no default sender for a share: the sender's address is public
-    refused = runner.invoke(data_app, ["share", str(files[0]), "--key-file", str(key_files[2]), "--store", store, *chain])
-    assert refused.exit_code == 1 and "sender" in refused.output
+    code, out = cli("data", "share", files[0], "--key-file", key_files[2], "--store", store, *chain)
+    assert code == 2 and "sender" in out
     # a ring larger than the registered keys
-    too_big = runner.invoke(data_app, ["share", str(files[0]), "--ring-size", "5", "--key-file", str(key_files[2]),
-                                       "--store", store, "--account", "22", *chain])  # fmt: skip
-    assert too_big.exit_code == 1 and "registered" in too_big.output
-    early = runner.invoke(data_app, ["split", "--pool", "0", *chain])
-    assert early.exit_code == 1 and "cut-off" in early.output
+    code, out = cli("data", "share", files[0], "--ring-size", "5", "--key-file", key_files[2], "--store", store,
+                    "--account", "22", *chain)  # fmt: skip
+    assert code == 2 and "registered" in out
+    code, out = cli("data", "split", "--pool", "0", *chain)
+    assert code == 2 and "cut-off" in out
 
     increase_time(w3, 601)
     first = json.loads(_ok(["split", "--pool", "0", "--mine", "--json", *chain]))

@@ -56,7 +56,7 @@ def test_put_then_push_to_daemon(tmp_path: Path, ipfs_api: str) -> None:
 def test_push_unknown_cid_fails_cleanly(tmp_path: Path, ipfs_api: str) -> None:
     result = run("push", "bafkreie5hxgd4yswo3xuhmikyn6yo5rymcvyb57qmbu6bdm5tkqikplpz4",
                  "--to", ipfs_api, "--store", str(tmp_path), check=False)
-    assert result.returncode == 1 and "not in the embedded store" in result.stderr
+    assert result.returncode == 2 and "not in the embedded store" in result.stderr
 
 
 def test_up_and_down(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_up_and_down(tmp_path: Path) -> None:
         assert state["api"] in out and Path(f"/proc/{state['pid']}").exists()
         assert RpcStore(state["api"]).version()["Version"]
         again = run("up", cwd=tmp_path, check=False)
-        assert again.returncode == 1 and "already runs" in again.stderr
+        assert again.returncode == 2 and "already runs" in again.stderr
     finally:
         down = run("down", cwd=tmp_path).stdout
     assert f"stopped pid {state['pid']}" in down

@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from fedledger.commands.errors import fail
+
 __all__ = ["BENCHMARKS", "QUICK_ORDER", "bench"]
 
 # name -> (module, has run(full=...)); the older scripts only have an argparse `main()`.
@@ -64,8 +66,7 @@ def bench(
 
     console = Console(stderr=True)
     if name != "quick" and name not in BENCHMARKS:
-        typer.echo(f"error: unknown benchmark {name!r}; choose one of: quick, {', '.join(BENCHMARKS)}", err=True)
-        raise typer.Exit(code=2)
+        fail(f"unknown benchmark {name!r}; choose one of: quick, {', '.join(BENCHMARKS)}")
     import torch
 
     torch.set_num_threads(1)  # the box is shared (CI, other runs): no OpenMP oversubscription

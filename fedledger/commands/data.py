@@ -16,9 +16,11 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, NoReturn
 
 import typer
+
+from fedledger.commands.errors import fail
 
 from fedledger.core.ringsig import KeyPair
 
@@ -40,9 +42,8 @@ AccountIdx = Annotated[Optional[int], typer.Option("--account", help="Sender: de
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _fail(msg: str) -> None:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(1)
+def _fail(msg: str) -> NoReturn:
+    fail(msg)
 
 
 # ---- key files --------------------------------------------------------------------------------
@@ -74,8 +75,7 @@ def load_key(path: Path) -> KeyPair:
 
 def _registry(rpc: str | None, manifest: Path | None, *, key: str | None = None, keystore: Path | None = None,
               account: int | None = None, need_sender: bool = True, default_account: int | None = 0) -> Any:
-    from fedledger.deploy.cli import default_rpc
-    from fedledger.deploy.deployer import manifest_path
+    from fedledger.core.chain.manifest import default_rpc, manifest_path
     from fedledger.core.chain import connect, load_account
     from fedledger.core.chain.data_registry import DataRegistry
 
@@ -94,7 +94,7 @@ def _registry(rpc: str | None, manifest: Path | None, *, key: str | None = None,
 
 
 def _run(fn: Any) -> Any:
-    """Domain errors -> one line on stderr and exit code 1 (never a traceback with locals)."""
+    """Domain errors -> one line on stderr and exit code 2 (never a traceback with locals)."""
     from web3.exceptions import Web3Exception
 
     from fedledger.core.chain import ChainError

@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from fedledger.commands.errors import fail
+
 __all__ = ["explorer"]
 
 
@@ -23,30 +25,25 @@ def explorer(
     import uvicorn
     from rich.console import Console
 
-    from fedledger.deploy import devnet as devnet_mod
+    from fedledger.core.chain.manifest import default_rpc, manifest_path
     from fedledger.explorer import create_app
     from fedledger.explorer.rpc import ChainReader, RpcError
 
     console = Console(stderr=True)
-    if rpc is None:
-        record = devnet_mod.load_record()
-        rpc = record.rpc_url if record is not None else "http://127.0.0.1:8545"
+    rpc = rpc or default_rpc()
     try:
         chain_id = ChainReader(rpc).chain_id
     except RpcError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
-    manifest = manifest or Path("deployments") / f"{chain_id}.json"
+        fail(str(exc))
+    manifest = manifest or manifest_path(chain_id)
     if not manifest.is_file():
-        console.print(f"[red]error:[/red] no deployment manifest {manifest}: run `fedledger deploy` or pass --manifest")
-        raise typer.Exit(1)
+        fail(f"no deployment manifest {manifest}: run `fedledger deploy` or pass --manifest")
     if storage and storage.startswith("embedded:") and not Path(storage[len("embedded:"):]).exists():
         storage = None  # no local store here: serve without download links rather than create one
     try:
         app = create_app(rpc_url=rpc, manifest=manifest, storage=storage, metrics=metrics,
                          use_ots=False if no_ots else None)  # fmt: skip
     except (ConnectionError, KeyError, ValueError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(1) from None
+        fail(str(exc))
     console.print(f"fedledger explorer on http://{host}:{port}  (node {rpc}, chain {chain_id}, API docs /api/docs)")
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=2)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, NoReturn
 
 import typer
+
+from fedledger.commands.errors import fail
 
 from fedledger.core.storage import DEFAULT_STORE, EmbeddedStore, RpcStore, compute_cid, open_store
 from fedledger.core.storage import push as push_blocks
@@ -19,9 +21,8 @@ StateDir = Annotated[Optional[Path], typer.Option(
     "--state-dir", help="Where ipfs.json and ipfs.log live [default: ./.fedledger].")]
 
 
-def _fail(exc: Exception) -> None:
-    typer.echo(f"error: {exc}", err=True)
-    raise typer.Exit(1)
+def _fail(exc: Exception) -> NoReturn:
+    fail(str(exc))
 
 
 @ipfs_app.command()

@@ -10,6 +10,8 @@ from typing import Annotated, Any
 
 import typer
 
+from fedledger.commands.errors import fail
+
 __all__ = ["experiment", "parse_kv"]
 
 
@@ -106,8 +108,7 @@ def experiment(
         try:
             result = run_experiment(cfg, progress=on_round)
         except (DatasetMissingError, ValueError) as exc:
-            console.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(code=1) from exc
+            fail(str(exc))
     console.print(table)
     console.print(f"final accuracy {result.final_accuracy:.4f}; malicious {result.malicious}; {result.seconds:.1f} s")
     if json_out is not None:

@@ -1,0 +1,44 @@
+"""`fedledger client run`: a data owner's agent."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from fedledger.commands._common import (
+    DEFAULT_STORE, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
+    require_signer, require_task, run_agent, setup_logging,
+)
+
+client_app = typer.Typer(help="Run a data owner's client agent.", no_args_is_help=True)
+
+
+@client_app.command("run")
+def client_run(
+    task: TaskOpt,
+    data_owner: Annotated[int, typer.Option(help="index K of this owner's data partition", min=0)],
+    rpc: RpcOpt = None, manifest: ManifestOpt = None, store: StoreOpt = DEFAULT_STORE,
+    key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
+    attack: Annotated[Optional[str], typer.Option(help="simulate a malicious owner: label-flip, backdoor, ...")] = None,
+    accomplices: Annotated[str, typer.Option(help="comma-separated addresses of the colluding owners")] = "",
+    dp: Annotated[Optional[str], typer.Option(help="override the task's GD-DP: none, laplace or gaussian")] = None,
+    timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 24 * 3600,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:  # fmt: skip
+    """Run data owner K's agent until the task ends: register, train, submit, validate, withdraw."""
+    import torch
+
+    from fedledger.client.agent import ClientAgent
+    from fedledger.core.storage import open_store
+
+    setup_logging(verbose)
+    torch.set_num_threads(1)
+    require_signer(key, keystore, account)
+    fl = ledger(rpc, manifest, key, keystore, account)
+    require_task(fl, task)
+    mates = frozenset(a.strip() for a in accomplices.split(",") if a.strip())
+    agent = ClientAgent(fl, open_store(store, timeout=5.0), task, data_owner, attack=attack, accomplices=mates,
+                        n_malicious=max(1, len(mates)), dp=dp)  # fmt: skip
+    console.print(f"data owner {data_owner} ({fl.sender}) on task {task}")
+    run_agent(agent, timeout)

@@ -1,0 +1,64 @@
+"""`fedledger devnet up|down|status`: a local Ethereum devnet in the background."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from fedledger.commands.errors import fail
+from fedledger.deploy import devnet as devnet_mod
+
+console = Console(stderr=True)
+devnet_app = typer.Typer(help="Start and stop a local Ethereum devnet (anvil or Hardhat).", no_args_is_help=True)
+
+
+@devnet_app.command("up")
+def devnet_up(
+    kind: Annotated[str, typer.Option(help="anvil (default) or hardhat")] = "anvil",
+    port: Annotated[int, typer.Option(help="RPC port (0: a free one)")] = 0,
+) -> None:
+    """Start a devnet in the background and print its RPC URL."""
+    existing = devnet_mod.load_record()
+    if existing is not None and _alive(existing.pid):
+        fail(f"a {existing.kind} devnet is already running at {existing.rpc_url} (pid {existing.pid}); "
+             "`fedledger devnet down` first")
+    try:
+        net = devnet_mod.start(kind, port)
+    except devnet_mod.DevnetError as exc:
+        fail(str(exc))
+    path = devnet_mod.save_record(net)
+    console.print(f"{kind} devnet up: pid {net.pid}, log {net.log}, record {path}")
+    typer.echo(net.rpc_url)
+
+
+@devnet_app.command("down")
+def devnet_down() -> None:
+    """Stop the devnet recorded in .fedledger/devnet.json."""
+    net = devnet_mod.load_record()
+    if net is None:
+        fail("no devnet recorded in .fedledger/devnet.json: nothing to stop")
+    net.stop()
+    devnet_mod.record_path().unlink(missing_ok=True)
+    console.print(f"{net.kind} devnet (pid {net.pid}) stopped")
+
+
+@devnet_app.command("status")
+def devnet_status() -> None:
+    """Print the recorded devnet and whether it is running."""
+    net = devnet_mod.load_record()
+    if net is None:
+        fail("no devnet recorded in .fedledger/devnet.json: `fedledger devnet up` starts one")
+    typer.echo(json.dumps({**net.__dict__, "running": _alive(net.pid)}, indent=2))
+
+
+def _alive(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

@@ -1,0 +1,34 @@
+"""`fedledger miner run`: a miner's agent."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from fedledger.commands._common import (
+    DEFAULT_STORE, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, ledger, require_signer,
+    require_task, run_agent, setup_logging,
+)
+
+miner_app = typer.Typer(help="Run a miner agent.", no_args_is_help=True)
+
+
+@miner_app.command("run")
+def miner_run(
+    task: TaskOpt, rpc: RpcOpt = None, manifest: ManifestOpt = None,
+    store: StoreOpt = DEFAULT_STORE, key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:  # fmt: skip
+    """Run a miner until the task ends: stake, verify, defend, aggregate, vote, advance."""
+    import torch
+
+    from fedledger.core.storage import open_store
+    from fedledger.miner.agent import MinerAgent
+
+    setup_logging(verbose)
+    torch.set_num_threads(1)
+    require_signer(key, keystore, account)
+    fl = ledger(rpc, manifest, key, keystore, account)
+    require_task(fl, task)
+    run_agent(MinerAgent(fl, open_store(store, timeout=5.0), task))
