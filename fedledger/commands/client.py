@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from fedledger.commands._common import (
-    DEFAULT_STORE, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
+    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
     require_signer, require_task, run_agent, setup_logging,
 )
 
@@ -24,6 +24,7 @@ def client_run(
     accomplices: Annotated[str, typer.Option(help="comma-separated addresses of the colluding owners")] = "",
     dp: Annotated[Optional[str], typer.Option(help="override the task's GD-DP: none, laplace or gaussian")] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 24 * 3600,
+    outage_timeout: OutageOpt = DEFAULT_OUTAGE_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:  # fmt: skip
     """Run data owner K's agent until the task ends: register, train, submit, validate, withdraw."""
@@ -41,4 +42,4 @@ def client_run(
     agent = ClientAgent(fl, open_store(store, timeout=5.0), task, data_owner, attack=attack, accomplices=mates,
                         n_malicious=max(1, len(mates)), dp=dp)  # fmt: skip
     console.print(f"data owner {data_owner} ({fl.sender}) on task {task}")
-    run_agent(agent, timeout)
+    run_agent(agent, timeout, outage=outage_timeout)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -18,7 +19,9 @@ devnet_app = typer.Typer(help="Start and stop a local Ethereum devnet (anvil or 
 @devnet_app.command("up")
 def devnet_up(
     kind: Annotated[str, typer.Option(help="anvil (default) or hardhat")] = "anvil",
-    port: Annotated[int, typer.Option(help="RPC port (0: a free one)")] = 0,
+    port: Annotated[int, typer.Option(help="RPC port (0: a free one)", min=0, max=65535)] = 0,
+    state: Annotated[Optional[Path], typer.Option(
+        help="anvil state file: the chain (tasks, escrow, rounds) survives a kill and restarts from it")] = None,
 ) -> None:
     """Start a devnet in the background and print its RPC URL."""
     existing = devnet_mod.load_record()
@@ -26,11 +29,12 @@ def devnet_up(
         fail(f"a {existing.kind} devnet is already running at {existing.rpc_url} (pid {existing.pid}); "
              "`fedledger devnet down` first")
     try:
-        net = devnet_mod.start(kind, port)
+        net = devnet_mod.start(kind, port, state=state)
     except devnet_mod.DevnetError as exc:
         fail(str(exc))
     path = devnet_mod.save_record(net)
-    console.print(f"{kind} devnet up: pid {net.pid}, log {net.log}, record {path}")
+    kept = f", state {net.state} (written every {devnet_mod.STATE_INTERVAL_S} s)" if net.state else ""
+    console.print(f"{kind} devnet up: pid {net.pid}, log {net.log}, record {path}{kept}")
     typer.echo(net.rpc_url)
 
 

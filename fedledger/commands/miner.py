@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from fedledger.commands._common import (
-    DEFAULT_STORE, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, ledger, require_signer,
+    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, ledger, require_signer,
     require_task, run_agent, setup_logging,
 )
 
@@ -18,6 +18,7 @@ miner_app = typer.Typer(help="Run a miner agent.", no_args_is_help=True)
 def miner_run(
     task: TaskOpt, rpc: RpcOpt = None, manifest: ManifestOpt = None,
     store: StoreOpt = DEFAULT_STORE, key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
+    outage_timeout: OutageOpt = DEFAULT_OUTAGE_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:  # fmt: skip
     """Run a miner until the task ends: stake, verify, defend, aggregate, vote, advance."""
@@ -31,4 +32,4 @@ def miner_run(
     require_signer(key, keystore, account)
     fl = ledger(rpc, manifest, key, keystore, account)
     require_task(fl, task)
-    run_agent(MinerAgent(fl, open_store(store, timeout=5.0), task))
+    run_agent(MinerAgent(fl, open_store(store, timeout=5.0), task), outage=outage_timeout)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from fedledger.commands._common import (
-    DEFAULT_STORE, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
+    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
     require_task, run_agent,
 )
 
@@ -58,6 +58,7 @@ def task_start(
     task: TaskOpt, rpc: RpcOpt = None, manifest: ManifestOpt = None,
     key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
     wait: Annotated[bool, typer.Option(help="keep running: start when possible, reclaim escrow at the end")] = True,
+    outage_timeout: OutageOpt = DEFAULT_OUTAGE_S,
 ) -> None:  # fmt: skip
     """Run the requester agent: start the task once enough owners and miners joined."""
     from fedledger.requester import RequesterAgent
@@ -66,6 +67,6 @@ def task_start(
     require_task(fl, task)
     agent = RequesterAgent(fl, task)
     if wait:
-        run_agent(agent, poll=0.5)
+        run_agent(agent, poll=0.5, outage=outage_timeout)
     else:
         console.print(agent.step())

@@ -58,6 +58,10 @@ class Binding:
             raise ValueError(f"{manifest} has no {cls.contract_name}: run `fedledger deploy` again")
         return cls(w3, entry["address"], load_abi(cls.contract_name), account)
 
+    def deployed(self) -> bool:
+        """Whether this chain has code at the binding's address (a reset devnet has none)."""
+        return rpc(self.w3, "eth_getCode", [self.address, "latest"]) not in ("0x", "0x0", None)
+
     def as_account(self: B, account: LocalAccount) -> B:
         """The same deployment seen from another account."""
         return type(self)(self.w3, self.address, self.abi, account)

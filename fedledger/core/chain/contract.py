@@ -14,6 +14,7 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.types import RPCEndpoint
 
+from fedledger.core.chain.transport import NodeUnavailable
 from fedledger.core.chain.binding import Binding
 from fedledger.core.chain.tx import Receipt
 from fedledger.core.chain.types import Mechanism, Proposal, RoundInfo, Submission, TaskSpec, TaskStatus
@@ -30,7 +31,7 @@ def connect(rpc_url: str, timeout: float = 30) -> Web3:
                                  cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
     w3 = Web3(provider)
     if not w3.is_connected():
-        raise ConnectionError(f"no Ethereum node answers at {rpc_url}")
+        raise NodeUnavailable(f"no Ethereum node answers at {rpc_url}")
     return w3
 
 

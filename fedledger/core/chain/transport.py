@@ -26,8 +26,8 @@ class RpcError(RuntimeError):
         self.data = data
 
 
-class NodeUnavailable(RpcError):
-    """No node answers at the RPC URL."""
+class NodeUnavailable(RpcError, ConnectionError):
+    """No node answers at the RPC URL (also a `ConnectionError`)."""
 
 
 def hex_int(value: Any) -> int:
