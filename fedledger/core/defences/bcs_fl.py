@@ -1,5 +1,5 @@
 """BCS-FL: committee filtering by cosine similarity and loss difference (the BCS-FL paper's
-mechanism, as specified in ARCHITECTURE.md).
+mechanism; the rule: docs/design.md#bcs-fl-committee-filter).
 
 Each committee member compares every local model against the others: the mean cosine similarity
 of its update with the other updates, and the difference between its loss on the member's test

@@ -1,5 +1,6 @@
 """BVFB: training-behaviour verification (the BVFB paper's mechanism, as specified in
-ARCHITECTURE.md "What a faithful BVFB does").
+docs/design.md#bvfb-training-behaviour-verification; what a faithful BVFB measures:
+docs/design.md#paper-setups-and-reference-numbers).
 
 Every client publishes its behaviour model ``pace = (w_after - w_before) / (lr * local_steps)``
 and ``direction = sign(pace)``. The miner takes the client whose model is most accurate on the

@@ -1,5 +1,5 @@
-"""Model Chain's benchmark rule (the Model Chain paper's mechanism, as specified in
-ARCHITECTURE.md): a round's candidate global model is adopted only if it beats the best model
+"""Model Chain's benchmark rule (the Model Chain paper's mechanism,
+docs/design.md#model-chain-benchmark-rule-data-sharing): a round's candidate global model is adopted only if it beats the best model
 adopted so far on the current test set; otherwise the previous global model stays."""
 
 from __future__ import annotations
