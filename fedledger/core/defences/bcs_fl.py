@@ -25,7 +25,6 @@ class BCSFL(Defence):
     """Accept ``mean cosine > cos_threshold`` and ``loss - median(loss) <= loss_margin``."""
 
     name = "bcs-fl"
-    needs = frozenset({"test_set"})
 
     def __init__(self, *, cos_threshold: float = 0.0, loss_margin: float = 0.5) -> None:
         self.cos_threshold, self.loss_margin = cos_threshold, loss_margin

@@ -48,7 +48,6 @@ class BVFB(Defence):
     weight delta stands in (Pearson is invariant to the positive factor 1 / (lr * steps))."""
 
     name = "bvfb"
-    needs = frozenset({"test_set", "behaviour"})
 
     def __init__(self, *, theta: float = 0.6) -> None:
         self.theta = theta

@@ -37,7 +37,6 @@ class LLBCFL(Defence):
     """
 
     name = "ll-bcfl"
-    needs = frozenset({"test_set", "reputation"})
 
     def __init__(
         self,

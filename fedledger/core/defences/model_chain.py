@@ -16,7 +16,6 @@ class ModelChain(Defence):
     """Benchmark rule around an ``inner`` aggregation (default FedAvg)."""
 
     name = "model-chain"
-    needs = frozenset({"test_set"})
 
     def __init__(self, *, inner: str = "fedavg", **inner_kw: Any) -> None:
         from fedledger.core.defences import create_defence  # registry import kept local: no cycle

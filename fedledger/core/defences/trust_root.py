@@ -78,7 +78,6 @@ class TrustRoot(Defence):
     input features, then run BVFB with ``theta`` on the confined updates."""
 
     name = "trust-root"
-    needs = frozenset({"root", "test_set", "behaviour"})
 
     def __init__(self, *, theta: float = 0.6) -> None:
         self.bvfb = BVFB(theta=theta)
