@@ -53,23 +53,23 @@ def _remove(tree: ast.Module, qualname: str) -> None:
     `Class.__init__.attr` for a `self.attr = ...` in it) and, at module level, its `__all__` entry.
     Raises ValueError when there is no such definition, so a removal cannot be claimed by mistake."""
     *scopes, name = qualname.split(".")
-    node: ast.AST = tree
+    node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef = tree
     for part in scopes:
-        inner = [n for n in getattr(node, "body", []) if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-                 and n.name == part]  # fmt: skip
+        inner = [n for n in node.body
+                 if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == part]
         if not inner:
             raise ValueError(f"{qualname}: no scope {part!r}")
         node = inner[0]
-    body = node.body  # type: ignore[attr-defined]
-    kept = [s for s in body if not _defines(s, name)]
-    if len(kept) == len(body):
+    kept = [s for s in node.body if not _defines(s, name)]
+    if len(kept) == len(node.body):
         raise ValueError(f"{qualname}: no such definition")
-    node.body = kept  # type: ignore[attr-defined]
+    node.body = kept
     if not scopes:
         for s in kept:
-            if isinstance(s, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "__all__" for t in s.targets):
-                if isinstance(s.value, (ast.List, ast.Tuple)):
-                    s.value.elts = [e for e in s.value.elts if not (isinstance(e, ast.Constant) and e.value == name)]
+            if not (isinstance(s, ast.Assign) and isinstance(s.value, (ast.List, ast.Tuple))):
+                continue
+            if any(isinstance(t, ast.Name) and t.id == "__all__" for t in s.targets):
+                s.value.elts = [e for e in s.value.elts if not (isinstance(e, ast.Constant) and e.value == name)]
 
 
 def normalised(source: str, removed: Sequence[str] = ()) -> str:

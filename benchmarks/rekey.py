@@ -91,8 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="for cells whose code changed: re-run the cheapest cell of each group for N rounds and "
                              "keep the group only if they match exactly (0: retire them)")
     parser.add_argument("--removed", action="append", default=[], metavar="FILE:QUALNAME",
-                        help="a definition the new code deleted as dead (e.g. fedledger/core/attacks.py:Attack.poisons_data); "
-                             "the old side reduces FILE without it")
+                        help="a definition the new code deleted as dead (e.g. "
+                             "fedledger/core/attacks.py:Attack.poisons_data); the old side reduces FILE without it")
     args = parser.parse_args(argv)
     removed: dict[str, list[str]] = {}
     for spec in args.removed:
@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     cells = sorted(CELLS.rglob("*.json"))
     env = {**os.environ, "PYTHONPATH": str(old), "FEDLEDGER_ROOT": str(old)}
     fingerprint = Path(__file__).with_name("_fingerprint.py")
-    out = subprocess.run([sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), json.dumps(removed),
-                          *map(str, cells)], cwd=old, env=env,
+    old_side = [sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), json.dumps(removed)]
+    out = subprocess.run([*old_side, *map(str, cells)], cwd=old, env=env,
                          check=True, capture_output=True, text=True).stdout  # fmt: skip
     moved = same = stale = retired = 0
     changed: dict[tuple[str, ...], list[tuple[Path, Path]]] = defaultdict(list)
