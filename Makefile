@@ -17,8 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[test]"
 	touch $@
 
-# `npm ci` rejects its own lock offline (other platforms' optional builds are unreachable):
-# `npm install` with the committed lock installs exactly the locked tree.
+# `npm ci` refuses the lock ("Missing: headless@ from lock file": an optional dependency of
+# electron-eval, under js-ipfs, named by a GitHub tarball URL, that the lock does not record).
+# `npm install` skips it and installs exactly the locked tree. The lock is committed as npm writes it (with every
+# platform's optional builds: anvil, cast, edr), so this install leaves it byte for byte unchanged
+# and a fresh clone's `git status` stays clean.
 node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@

@@ -49,7 +49,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         "",
         *curve_table(runs, label, rounds),
         "",
-        "Paper numbers: n/a (BCS-FL's accuracies are not in ARCHITECTURE.md).",
+        "Paper numbers: n/a (none available: docs/design.md#paper-setups-and-reference-numbers).",
         "",
         f"Plot: `bcsfl-{tag}.png`.",
     ]

@@ -1,6 +1,6 @@
 """BVFB Tables 1-2: test accuracy vs malicious rate under label flipping and backdoor.
 
-Paper setup (ARCHITECTURE.md): MNIST over 20 nodes, MLP 784-256-128-10 sigmoid, SGD lr 0.1,
+Paper setup (docs/design.md#paper-setups-and-reference-numbers): MNIST over 20 nodes, MLP 784-256-128-10 sigmoid, SGD lr 0.1,
 5 local iterations (run here as 5 local epochs, as the independent implementation did), 20 rounds;
 then the same with the CNN. Defences: Krum, Trimmed Mean, Median, BVFB, our trust root
 (`trust-root`: every step confined to the input features the clean root data varies, then BVFB)
@@ -41,7 +41,7 @@ LABEL = {"fedavg": "FedAvg", "krum": "Krum", "trimmed-mean": "Trimmed Mean", "me
          "bvfb": "BVFB", "trust-root": "trust root (ours)", "fltrust": "FLTrust"}  # fmt: skip
 ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
                "backdoor": "backdoor (3x3 trigger, target 0, half of each attacker's samples)"}
-# From ARCHITECTURE.md only; anything else is "n/a".
+# From docs/design.md#paper-setups-and-reference-numbers only; anything else is "n/a".
 PAPER_BVFB = "85.9-87.5 % (range over rates, both attacks)"
 LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 rounds: (0 %, 90 %)
 GOAL_ACCURACY, GOAL_DROP_POINTS = 0.97, 1.5  # issue 7, CNN: at every rate; from 0 to 90 %
@@ -55,7 +55,7 @@ RUN_ORDER = ["bvfb", "trust-root", "median", "trimmed-mean", "krum", "fedavg", "
 
 def trust_root_is_bvfb(model: str) -> bool:
     """The trust root confines a dense input layer; a model that starts with a convolution has
-    none, and the trust root hands BVFB the very same updates (miner/defences/trust_root.py), so
+    none, and the trust root hands BVFB the very same updates (fedledger/core/defences/trust_root.py), so
     its federations are BVFB's and are not run twice (a test holds the two equal)."""
     return first_input_layer(create_model(model), 28 * 28) is None
 
@@ -226,7 +226,7 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
                 lines.append("")
     lines += swing_lines(runs, rounds)
     lines += [
-        "## Paper and reference numbers (ARCHITECTURE.md)",
+        "## Paper and reference numbers (docs/design.md#paper-setups-and-reference-numbers)",
         "",
         f"- BVFB paper: {PAPER_BVFB}; per-rate numbers and the baselines' numbers are not given there (n/a).",
         "- Independent BVFB implementation (MLP, 10 rounds): 90 % label flipping 0.937; FedAvg and Median "

@@ -1,6 +1,6 @@
 """LL-BCFL: reputation-based top-N selection with local DP, IID and non-IID.
 
-Paper setup (ARCHITECTURE.md): MNIST, N = 100 clients, C = 10 % (the top 10 by reputation train
+Paper setup (docs/design.md#paper-setups-and-reference-numbers): MNIST, N = 100 clients, C = 10 % (the top 10 by reputation train
 each round), IID and non-IID, 100/200/500 rounds; Laplace or Gaussian noise on the shared
 parameters. Here: the `ll-bcfl` defence (miner validates every update on its test set,
 rep = 0.5 * eval + 0.5 * rep_prev, top 10 of all 100 next round; a client that has not trained yet
@@ -134,7 +134,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         "a reputation were candidates, so clients 0-9 trained in every round and the other 90 never did; (2) DP "
         "calibrated to a total epsilon of 10 per client (before: Laplace epsilon 10 per step, 850 spent after 5 "
         "rounds; Gaussian sigma 1 whatever the rounds); (3) the miner's threshold also looks at the round's "
-        "median update (`miner/defences/ll_bcfl.py`): measured against the global model alone, IID Gaussian froze at "
+        "median update (`fedledger/core/defences/ll_bcfl.py`): measured against the global model alone, IID Gaussian froze at "
         "0.393 from round 10 to 500 (every single noisy update scored below the average of 8 of them, so nothing was "
         "accepted in 490 rounds).",
         "",
@@ -149,7 +149,7 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         *([f"Not run: {', '.join(map(str, not_run))} rounds (paper: 100/200/500). A DP round costs 2-4 s on this box (per-sample "
            "gradients, 1 torch thread): the 500-round set (`--full`, 116 min of compute) is `llbcfl-full.md`."] if not_run else []),
         "",
-        "Paper accuracies at 100/200/500 rounds: n/a (not in ARCHITECTURE.md). The paper's literal Laplace "
+        "Paper accuracies at 100/200/500 rounds: n/a (not available: docs/design.md#paper-setups-and-reference-numbers). The paper's literal Laplace "
         "setting (epsilon 10 per step) spends 170 per client per round here (17,000 after 100 rounds) and stayed "
         "at 0.1001 in the earlier 5-round quick set: see the module docstring for why Laplace with L1 clipping "
         "cannot learn this model at a meaningful epsilon.",

@@ -164,7 +164,7 @@ def report(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seq
             a, b = rs[0], rs[-1]
             lines.append(f"- {model}, n {a['clients']} -> {b['clients']} (x{b['clients'] / a['clients']:.0f}): "
                          + "; ".join(f"{k} x{b[k] / a[k]:.1f}" for k in ["verify", *defences] if a[k] > 0))  # fmt: skip
-    lines += ["", "Paper numbers for verification time: n/a (not in ARCHITECTURE.md).", ""]
+    lines += ["", "Paper numbers for verification time: n/a (none available: docs/design.md#paper-setups-and-reference-numbers).", ""]
     if chain:
         lines += [
             f"## Whole rounds through chain + storage ({'js-ipfs daemon' if storage == 'ipfs' else storage}), 1 round each",

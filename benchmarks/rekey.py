@@ -16,6 +16,11 @@ OLD_CHECKOUT is a checkout of the commit whose code named the cells (for example
    again for its first N rounds with the current code, and only if every one of those rounds
    matches the stored one exactly (global-model digest, accepted set, scores, accuracy) are the
    group's cells renamed; otherwise they are reported as retired and left where they are.
+
+`--removed FILE:QUALNAME` (repeatable) names a definition the new code deleted because nothing used
+it (dead code: check with `git grep`, tests included). The old side reduces FILE as if QUALNAME
+were not there (`benchmarks._fingerprint._remove`), so deleting dead code keeps the cells without
+re-running any, while any other change still counts as one (retired, or checked by `--verify-rounds`). A QUALNAME the old file does not define is an error.
 """
 
 from __future__ import annotations
@@ -62,13 +67,15 @@ try:
 except ImportError:
     from fedledger import models
 leave_out = set(json.loads(sys.argv[2]))
-for path in sys.argv[3:]:
+root = C.project_root().resolve()
+removed = {root / rel: names for rel, names in json.loads(sys.argv[3]).items()}
+for path in sys.argv[4:]:
     d = json.loads(Path(path).read_text()); cfg = ExperimentResult.from_dict(d).config
     parts = [models.create_model, models.get_weights, models.set_weights]
     if models.MODELS.get(cfg.model): parts.append(models.MODELS[cfg.model])
     print(json.dumps({"path": path, "valid": C.cell_id(cfg, C.engine_fingerprint(cfg.defence)) == Path(path).stem,
-        "engine": fp.sources_fingerprint(f for f in C.engine_sources(cfg.defence)
-                                          if f.relative_to(C.project_root().resolve()).as_posix() not in leave_out),
+        "engine": fp.sources_fingerprint((f for f in C.engine_sources(cfg.defence)
+                                          if f.relative_to(root).as_posix() not in leave_out), removed),
         "model": "\0".join(fp.normalised(inspect.getsource(f)) for f in parts)}))
 """
 
@@ -83,12 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verify-rounds", type=int, default=0, metavar="N",
                         help="for cells whose code changed: re-run the cheapest cell of each group for N rounds and "
                              "keep the group only if they match exactly (0: retire them)")
+    parser.add_argument("--removed", action="append", default=[], metavar="FILE:QUALNAME",
+                        help="a definition the new code deleted as dead (e.g. "
+                             "fedledger/core/attacks.py:Attack.poisons_data); the old side reduces FILE without it")
     args = parser.parse_args(argv)
+    removed: dict[str, list[str]] = {}
+    for spec in args.removed:
+        rel, sep, qualname = spec.partition(":")
+        if not sep or not qualname:
+            parser.error(f"--removed {spec!r}: expected FILE:QUALNAME")
+        removed.setdefault(rel, []).append(qualname)
     old = args.old_checkout.resolve()
     cells = sorted(CELLS.rglob("*.json"))
     env = {**os.environ, "PYTHONPATH": str(old), "FEDLEDGER_ROOT": str(old)}
     fingerprint = Path(__file__).with_name("_fingerprint.py")
-    out = subprocess.run([sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), *map(str, cells)], cwd=old, env=env,
+    old_side = [sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), json.dumps(removed)]
+    out = subprocess.run([*old_side, *map(str, cells)], cwd=old, env=env,
                          check=True, capture_output=True, text=True).stdout  # fmt: skip
     moved = same = stale = retired = 0
     changed: dict[tuple[str, ...], list[tuple[Path, Path]]] = defaultdict(list)

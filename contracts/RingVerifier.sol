@@ -6,7 +6,7 @@ pragma solidity ^0.8.28;
 /// a signature (c0, s[0..k-1], I) on message m for ring P[0..k-1] and base H is valid iff
 /// the challenges c[i+1] = keccak(prefix, s[i]G + c[i]P[i], s[i]H + c[i]I) mod n close the ring
 /// (c[k] == c0), with prefix = keccak(m, H, I, P[0], ..., P[k-1]). Same key + same H -> same I.
-/// Mirror of `fedledger/ringsig.py`; the two must change together.
+/// Mirror of `fedledger/core/ringsig.py`; the two must change together.
 /// @dev Cost per ring member: 4 ecMul (0x07, 6,000 gas each) + 2 ecAdd (0x06, 150 each) + one
 /// keccak. hashToPoint uses the modexp precompile (0x05) for the square root. G1 has cofactor 1,
 /// so on-curve points (except infinity) are group members; ecMul rejects anything off the curve.

@@ -19,7 +19,7 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -315,8 +315,3 @@ def run_experiment(
         if progress is not None:
             progress(rr)
     return ExperimentResult(cfg, mal, initial_acc, results, time.perf_counter() - t_start)
-
-
-def with_overrides(cfg: ExperimentConfig, **kw: Any) -> ExperimentConfig:
-    """Copy of ``cfg`` with some fields replaced (sweeps)."""
-    return replace(cfg, **kw)

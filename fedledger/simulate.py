@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from eth_utils import function_abi_to_4byte_selector
 
 from fedledger.client.agent import ClientAgent
 from fedledger.deploy import devnet as devnet_mod
@@ -337,7 +338,7 @@ class _Evaluator:
 def gas_used(ledger: FedLedger, from_block: int) -> tuple[int, dict[str, dict[str, int]]]:
     """Total gas and gas per contract function of every transaction since `from_block`."""
     selectors = {
-        bytes.fromhex(ledger.w3.keccak(text=_signature(f)).hex()[:8]): f["name"]
+        function_abi_to_4byte_selector(f): f["name"]
         for f in ledger.abi if f.get("type") == "function"
     }  # fmt: skip
     by_fn: dict[str, dict[str, int]] = defaultdict(lambda: {"calls": 0, "gas": 0})
@@ -355,12 +356,6 @@ def gas_used(ledger: FedLedger, from_block: int) -> tuple[int, dict[str, dict[st
             by_fn[name]["gas"] += g
             total += g
     return total, dict(by_fn)
-
-
-def _signature(item: dict[str, Any]) -> str:
-    from fedledger.core.chain.errors import _abi_type
-
-    return f"{item['name']}({','.join(_abi_type(i) for i in item['inputs'])})"
 
 
 def plot_accuracy(report: SimReport, path: Path) -> Path:

@@ -145,3 +145,38 @@ def test_from_dict_rejects_a_cell_without_its_parts(field: str) -> None:
     del d[field]
     with pytest.raises(KeyError):
         ExperimentResult.from_dict(d)
+
+
+def test_rekey_removed_reduces_old_code_as_if_dead_definitions_were_deleted() -> None:
+    from benchmarks._fingerprint import normalised
+
+    old = '''
+__all__ = ["kept", "dead"]
+def kept(x):
+    return x + 1
+def dead(x):
+    return x
+class A:
+    flag = True
+    tags: frozenset = frozenset()
+    def __init__(self):
+        self.flag = False
+        self.n = 1
+'''
+    new = '''
+__all__ = ["kept"]
+def kept(x):
+    return x + 1
+class A:
+    def __init__(self):
+        self.n = 1
+'''
+    removed = ["dead", "A.flag", "A.tags", "A.__init__.flag"]
+    assert normalised(old) != normalised(new)
+    assert normalised(old, removed) == normalised(new)
+    # a change in what live code does still shows
+    assert normalised(old, removed) != normalised(new.replace("x + 1", "x + 2"))
+    with pytest.raises(ValueError, match="no such definition"):
+        normalised(old, ["not_there"])
+    with pytest.raises(ValueError, match="no scope"):
+        normalised(old, ["B.flag"])

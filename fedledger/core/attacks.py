@@ -69,7 +69,6 @@ class Attack:
     name: ClassVar[str] = "none"
     trains: ClassVar[bool] = True
     needs_honest_updates: ClassVar[bool] = False
-    poisons_data: ClassVar[bool] = False
 
     def setup(self, *, n_clients: int, n_malicious: int) -> None:
         """Told the federation size before round 1 (ALIE derives its z from it)."""
@@ -110,7 +109,6 @@ class LabelFlip(Attack):
     """Label flipping: ``pairwise`` maps y -> (num_classes - 1) - y; ``all-to-one`` maps every label to ``target``."""
 
     name = "label-flip"
-    poisons_data = True
 
     def __init__(self, *, mode: str = "pairwise", target: int = 0, num_classes: int = 10) -> None:
         if mode not in ("pairwise", "all-to-one"):
@@ -138,7 +136,6 @@ class Backdoor(Attack):
     """Pixel-pattern backdoor: a ``poison_fraction`` of the local samples get the trigger and label ``target``."""
 
     name = "backdoor"
-    poisons_data = True
 
     def __init__(self, *, target: int = 0, poison_fraction: float = 0.5, trigger_size: int = 3) -> None:
         if not 0 < poison_fraction <= 1:
@@ -193,7 +190,6 @@ class Scaling(Attack):
     def __init__(self, *, boost: float | None = None, poison: str | None = None, **poison_kw: Any) -> None:
         self.boost = boost
         self.inner = create_attack(poison, **poison_kw) if poison else None
-        self.poisons_data = bool(self.inner and self.inner.poisons_data)  # type: ignore[misc]
 
     def setup(self, *, n_clients: int, n_malicious: int) -> None:
         if self.boost is None:
@@ -291,7 +287,6 @@ class Collusive(Attack):
     def __init__(self, *, inner: str = "label-flip", high: int = 10_000, low: int = 0, **inner_kw: Any) -> None:
         self.inner = create_attack(inner, **inner_kw)
         self.high, self.low = high, low
-        self.poisons_data = self.inner.poisons_data  # type: ignore[misc]
         self.trains = self.inner.trains  # type: ignore[misc]
         self.needs_honest_updates = self.inner.needs_honest_updates  # type: ignore[misc]
 

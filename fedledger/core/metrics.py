@@ -1,4 +1,4 @@
-"""Evaluation metrics: test accuracy and loss, per-class accuracy, backdoor attack success rate
+"""Evaluation metrics: test accuracy and loss, backdoor attack success rate
 (Bagdasaryan et al., "How To Backdoor Federated Learning", AISTATS 2020) and per-round
 malicious-detection precision / recall (a rejected client counts as "detected")."""
 
@@ -18,7 +18,6 @@ __all__ = [
     "attack_success_rate",
     "detection",
     "evaluate",
-    "per_class_accuracy",
     "predict",
 ]
 
@@ -56,18 +55,6 @@ def evaluate(
         loss += float(F.cross_entropy(out, yb, reduction="sum"))
     n = max(len(x), 1)
     return correct / n, loss / n
-
-
-def per_class_accuracy(
-    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, weights: StateDict | None = None, num_classes: int = 10
-) -> list[float | None]:
-    """Accuracy restricted to each true class (None for a class absent from ``y``)."""
-    pred = predict(model, x, weights=weights)
-    out: list[float | None] = []
-    for c in range(num_classes):
-        mask = y == c
-        out.append(float((pred[mask] == c).float().mean()) if mask.any() else None)
-    return out
 
 
 def attack_success_rate(

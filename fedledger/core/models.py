@@ -1,7 +1,7 @@
 """Models by spec name, with deterministic initialisation from a seed.
 
 ``mlp`` is the model of the BVFB paper (training-behaviour verification for blockchain FL; setup in
-the project's ARCHITECTURE notes: 784-256-128-10, sigmoid), ``cnn`` a small LeNet-5-like network
+docs/design.md#paper-setups-and-reference-numbers: 784-256-128-10, sigmoid), ``cnn`` a small LeNet-5-like network
 (LeCun et al., 1998), ``tanh-cnn`` the small tanh network for DP-SGD on MNIST (Papernot et al.,
 "Tempered Sigmoid Activations for Deep Learning with Differential Privacy", AAAI 2021; also Opacus'
 MNIST example): 26k parameters, so the same per-coordinate noise has a third of the MLP's norm, and

@@ -43,7 +43,7 @@ def test_fltrust_holds_with_a_malicious_majority():
 
 
 def test_trust_root_stops_a_backdoor_majority_that_beats_bvfb():
-    """90 % pixel-trigger backdoor (ARCHITECTURE: BVFB accepts the colluders and the backdoor wins)."""
+    """90 % pixel-trigger backdoor (docs/design.md#paper-setups-and-reference-numbers: BVFB accepts the colluders and the backdoor wins)."""
     cfg = dict(dataset="mnist", model="mlp", clients=20, rounds=2, local_epochs=5, seed=0, malicious=0.9,
                attack="backdoor")  # fmt: skip
     bvfb = run_experiment(ExperimentConfig(**cfg, defence="bvfb"))

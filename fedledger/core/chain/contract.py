@@ -229,6 +229,3 @@ class FedLedger(Binding):
             bytes(e["proposalHash"]): Proposal.from_abi(e["proposal"])
             for e in self.events("ProposalSubmitted", from_block=from_block, taskId=task_id, round=round_)
         }
-
-    def decode_revert(self, data: bytes) -> str:
-        return str(self.decoder.decode(data))

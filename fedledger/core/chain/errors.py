@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from eth_abi import decode
-from eth_utils import function_signature_to_4byte_selector
+from eth_utils import function_abi_to_4byte_selector, function_signature_to_4byte_selector, get_abi_input_types
 
 
 class ChainError(RuntimeError):
@@ -42,10 +42,8 @@ class ErrorDecoder:
         for item in abi:
             if item.get("type") != "error":
                 continue
-            types = [_abi_type(i) for i in item["inputs"]]
-            sig = f"{item['name']}({','.join(types)})"
-            self._errors[function_signature_to_4byte_selector(sig)] = (
-                item["name"], [i["name"] for i in item["inputs"]], types,
+            self._errors[function_abi_to_4byte_selector(item)] = (  # type: ignore[arg-type]
+                item["name"], [i["name"] for i in item["inputs"]], list(get_abi_input_types(item)),  # type: ignore[arg-type]
             )  # fmt: skip
         self._errors[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["message"], ["string"])
         self._errors[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["code"], ["uint256"])
@@ -61,10 +59,3 @@ class ErrorDecoder:
         name, names, types = entry
         values = decode(types, data[4:])
         return ContractRevert(name, dict(zip(names, values, strict=True)), function)
-
-
-def _abi_type(item: dict[str, Any]) -> str:
-    t = item["type"]
-    if t.startswith("tuple"):
-        return "(" + ",".join(_abi_type(c) for c in item["components"]) + ")" + t[len("tuple") :]
-    return t

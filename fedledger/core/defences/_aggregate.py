@@ -19,7 +19,6 @@ __all__ = [
     "coordinate_median",
     "cosine",
     "krum_scores",
-    "multi_krum_select",
     "pairwise_sq_distances",
     "pearson",
     "trimmed_mean",
@@ -62,12 +61,6 @@ def krum_scores(X: np.ndarray, num_malicious: int) -> np.ndarray:
     D = pairwise_sq_distances(X)
     # Drop the zero self-distance (column 0 after sorting), keep the k nearest others.
     return np.sort(D, axis=1)[:, 1 : k + 1].sum(axis=1)
-
-
-def multi_krum_select(X: np.ndarray, num_malicious: int, to_keep: int) -> np.ndarray:
-    """Row indices of the ``to_keep`` lowest Krum scores (ties broken by lower index)."""
-    scores = krum_scores(X, num_malicious)
-    return np.sort(np.argsort(scores, kind="stable")[:to_keep])
 
 
 def coordinate_median(X: np.ndarray) -> np.ndarray:

@@ -148,7 +148,9 @@ class Defence(ABC):
     """A defence: configuration in a keyword-only constructor, one ``aggregate`` per round."""
 
     name: ClassVar[str] = ""
-    #: Context fields this defence reads (the runner only computes what is needed).
+    #: Round inputs beyond the updates that this defence reads. The one tag anybody checks is
+    #: ``"peer_scores"``: the requester refuses such a defence on a task without peer validation,
+    #: and the in-process engine computes peer scores only for it.
     needs: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod

@@ -1,5 +1,5 @@
 """BCS-FL: committee filtering by cosine similarity and loss difference (the BCS-FL paper's
-mechanism, as specified in ARCHITECTURE.md).
+mechanism; the rule: docs/design.md#bcs-fl-committee-filter).
 
 Each committee member compares every local model against the others: the mean cosine similarity
 of its update with the other updates, and the difference between its loss on the member's test
@@ -25,7 +25,6 @@ class BCSFL(Defence):
     """Accept ``mean cosine > cos_threshold`` and ``loss - median(loss) <= loss_margin``."""
 
     name = "bcs-fl"
-    needs = frozenset({"test_set"})
 
     def __init__(self, *, cos_threshold: float = 0.0, loss_margin: float = 0.5) -> None:
         self.cos_threshold, self.loss_margin = cos_threshold, loss_margin

@@ -1,5 +1,5 @@
 """BPCV-FL: mutual supervision through peer validation, proof of quality (the BPCV-FL paper's
-mechanism, as specified in ARCHITECTURE.md).
+mechanism; the rule: docs/design.md#bpcv-fl-mutual-supervision-proof-of-quality).
 
 Each data node validates every other node's model on its own local data (scores in basis points,
 recorded on chain). Node k's quality is the paper's sum of the scores the *other* participants gave

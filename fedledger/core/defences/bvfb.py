@@ -1,5 +1,6 @@
 """BVFB: training-behaviour verification (the BVFB paper's mechanism, as specified in
-ARCHITECTURE.md "What a faithful BVFB does").
+docs/design.md#bvfb-training-behaviour-verification; what a faithful BVFB measures:
+docs/design.md#paper-setups-and-reference-numbers).
 
 Every client publishes its behaviour model ``pace = (w_after - w_before) / (lr * local_steps)``
 and ``direction = sign(pace)``. The miner takes the client whose model is most accurate on the
@@ -47,7 +48,6 @@ class BVFB(Defence):
     weight delta stands in (Pearson is invariant to the positive factor 1 / (lr * steps))."""
 
     name = "bvfb"
-    needs = frozenset({"test_set", "behaviour"})
 
     def __init__(self, *, theta: float = 0.6) -> None:
         self.theta = theta

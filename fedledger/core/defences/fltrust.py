@@ -41,7 +41,6 @@ class FLTrust(Defence):
     clients' local-training config), so its magnitude matches the clients' updates."""
 
     name = "fltrust"
-    needs = frozenset({"root"})
 
     def __init__(self, *, root_steps: int | None = None) -> None:
         self.root_steps = root_steps

@@ -1,5 +1,5 @@
 """LL-BCFL: reputation-based selection with miner-side validation (the LL-BCFL paper's
-mechanism, as specified in ARCHITECTURE.md).
+mechanism; the rule: docs/design.md#ll-bcfl-reputation-and-selection).
 
 Miners validate every update's accuracy on their validation data before it may be aggregated;
 reputation is updated as ``rep = w4 * eval + w5 * rep_prev`` (eval = the update's validation
@@ -37,7 +37,6 @@ class LLBCFL(Defence):
     """
 
     name = "ll-bcfl"
-    needs = frozenset({"test_set", "reputation"})
 
     def __init__(
         self,

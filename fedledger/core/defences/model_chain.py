@@ -1,5 +1,5 @@
-"""Model Chain's benchmark rule (the Model Chain paper's mechanism, as specified in
-ARCHITECTURE.md): a round's candidate global model is adopted only if it beats the best model
+"""Model Chain's benchmark rule (the Model Chain paper's mechanism,
+docs/design.md#model-chain-benchmark-rule-data-sharing): a round's candidate global model is adopted only if it beats the best model
 adopted so far on the current test set; otherwise the previous global model stays."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ class ModelChain(Defence):
     """Benchmark rule around an ``inner`` aggregation (default FedAvg)."""
 
     name = "model-chain"
-    needs = frozenset({"test_set"})
 
     def __init__(self, *, inner: str = "fedavg", **inner_kw: Any) -> None:
         from fedledger.core.defences import create_defence  # registry import kept local: no cycle

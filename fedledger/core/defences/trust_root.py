@@ -3,7 +3,7 @@ data uses, then BVFB judges and aggregates the confined updates.
 
 Why: a pixel-pattern backdoor (BadNets; Bagdasaryan et al., AISTATS 2020) keeps clean accuracy,
 so neither the test accuracy BVFB picks its reference by nor FLTrust's cosine to the root update
-separates it: at 90 % malicious it wins against every defence (ARCHITECTURE.md). Its trigger lives
+separates it: at 90 % malicious it wins against every defence (docs/design.md#paper-setups-and-reference-numbers). Its trigger lives
 on input features that clean data leaves constant (the blank border of an MNIST digit). On such
 a feature j (constant c_j on the root data) the first layer's weights W[:, j] act on clean
 inputs only as the bias term W[:, j] c_j. Confining a step moves exactly that part into the bias
@@ -78,7 +78,6 @@ class TrustRoot(Defence):
     input features, then run BVFB with ``theta`` on the confined updates."""
 
     name = "trust-root"
-    needs = frozenset({"root", "test_set", "behaviour"})
 
     def __init__(self, *, theta: float = 0.6) -> None:
         self.bvfb = BVFB(theta=theta)

@@ -114,6 +114,8 @@ class LaplaceAccountant(IAccountant):
     ``1 / noise_multiplier``; ``sample_rate`` is recorded but not used (no amplification claimed).
     """
 
+    # Not a no-op: Opacus's IAccountant declares __init__ abstract, so without this override the
+    # class cannot be instantiated.
     def __init__(self) -> None:
         super().__init__()
 

@@ -7,16 +7,17 @@ task's defence with its parameters.
 from __future__ import annotations
 
 import logging
+import threading
 from collections import OrderedDict
 from typing import Any
 from urllib.parse import parse_qsl
 
 import torch
+from cachetools import LRUCache
 
 from fedledger.core.chain import FedLedger
 from fedledger.core.chain.binding import load_abi
 from fedledger.core.defences import ClientUpdate, create_defence
-from fedledger.core.lru import SizedLRU
 from fedledger.core.models import StateDict
 from fedledger.core.protocol.task import TaskConfig
 from fedledger.core.storage import StorageError, Store
@@ -41,18 +42,28 @@ class _ParsedWeights:
     as they share one verified-bytes cache (`CachingStore`). Callers get their own copies."""
 
     def __init__(self, max_bytes: int = 128 * 1024 * 1024) -> None:
-        self._lru = SizedLRU(max_bytes)
+        self.max_bytes = max_bytes
+        # entries are (weights, meta, size in bytes); cachetools caches are not thread-safe
+        self._lru: LRUCache[tuple[str, bytes], tuple[StateDict, WeightsMeta, int]] = LRUCache(
+            max_bytes, getsizeof=lambda entry: entry[2]
+        )
+        self._lock = threading.Lock()
 
     def get(self, cid: str, digest: bytes) -> tuple[StateDict, WeightsMeta] | None:
-        hit = self._lru.get((cid, digest))
+        with self._lock:
+            hit = self._lru.get((cid, digest))
         if hit is None:
             return None
-        weights, meta = hit
+        weights, meta, _ = hit
         return OrderedDict((k, v.clone()) for k, v in weights.items()), meta
 
     def put(self, cid: str, digest: bytes, weights: StateDict, meta: WeightsMeta) -> None:
         size = sum(v.numel() * v.element_size() for v in weights.values())
-        self._lru.put((cid, digest), (OrderedDict((k, v.clone()) for k, v in weights.items()), meta), size)
+        if size > self.max_bytes:  # LRUCache refuses a value larger than the whole cache
+            return
+        entry = (OrderedDict((k, v.clone()) for k, v in weights.items()), meta, size)
+        with self._lock:
+            self._lru[(cid, digest)] = entry
 
 
 _parsed = _ParsedWeights()

@@ -12,7 +12,7 @@ URL-style query strings, so anyone can rebuild the exact data split and training
 from __future__ import annotations
 
 import tomllib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -77,16 +77,18 @@ class TaskConfig:
     root_size: int = 100
     test_pool: int = -1  # >= 0: the miners' test set is this Model Chain pool's test split
     test_registry: str = ""  # the DataRegistry holding that pool
-    defence_kwargs: dict[str, Any] = field(default_factory=dict)
 
     # ---- files -------------------------------------------------------------------------------
     @classmethod
     def from_toml(cls, path: str | Path) -> TaskConfig:
         """Read a task.toml: its sections are flattened into one set of fields."""
         data = tomllib.loads(Path(path).read_text())
+        if any(k == "defence_kwargs" or (isinstance(v, dict) and "defence_kwargs" in v) for k, v in data.items()):
+            raise ValueError(f'{path}: defence_kwargs is not recorded on chain, so miners would never see it; '
+                             f'write the parameters into the defence name instead: defence = "krum?num_malicious=4"')
         flat: dict[str, Any] = {}
         for key, value in data.items():
-            if isinstance(value, dict) and key != "defence_kwargs":
+            if isinstance(value, dict):
                 flat.update(value)
             else:
                 flat[key] = value

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import abc
+import threading
 
-from fedledger.core.lru import SizedLRU
+from cachetools import LRUCache
+
 from fedledger.core.storage.cid import CID, build_dag, parse_cid
 from fedledger.core.storage.errors import ContentMismatch
 
@@ -43,28 +45,38 @@ class CachingStore(Store):
     def __init__(self, inner: Store, max_bytes: int = 256 * 1024 * 1024) -> None:
         self.inner, self.max_bytes = inner, max_bytes
         self.cid_version = inner.cid_version
-        self._cache = SizedLRU(max_bytes)
+        self._cache: LRUCache[str, bytes] = LRUCache(max_bytes, getsizeof=len)
+        self._lock = threading.Lock()  # cachetools caches are not thread-safe
 
     def __repr__(self) -> str:
         return f"CachingStore({self.inner!r})"
 
+    def _remember(self, cid: str, data: bytes) -> None:
+        if len(data) <= self.max_bytes:  # LRUCache refuses a value larger than the whole cache
+            with self._lock:
+                self._cache[cid] = data
+
     def put(self, data: bytes, *, pin: bool = True) -> str:
         cid = self.inner.put(data, pin=pin)
-        self._cache.put(cid, bytes(data), len(data))
+        self._remember(cid, bytes(data))
         return cid
 
     def get(self, cid: str) -> bytes:
-        data = self._cache.get(cid)
+        with self._lock:
+            data = self._cache.get(cid)
         if data is None:
             data = self.inner.get(cid)  # verified against the CID by the backend
-            self._cache.put(cid, data, len(data))
+            self._remember(cid, data)
         return data
 
     def pin(self, cid: str) -> None:
         self.inner.pin(cid)
 
     def has(self, cid: str) -> bool:
-        return cid in self._cache or self.inner.has(cid)
+        with self._lock:
+            if cid in self._cache:
+                return True
+        return self.inner.has(cid)
 
 
 def verify(cid: str | CID, data: bytes) -> bytes:
