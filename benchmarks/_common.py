@@ -128,7 +128,7 @@ def _model_source(spec: str) -> str:
     from fedledger.core import models
 
     factory = models.MODELS.get(spec)
-    parts = [models.create_model, models.get_weights, models.set_weights] + ([factory] if factory else [])
+    parts: list[Any] = [models.create_model, models.get_weights, models.set_weights] + ([factory] if factory else [])
     return "\0".join(normalised(inspect.getsource(f)) for f in parts)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from fedledger.deploy import devnet
 from fedledger.deploy.deployer import deploy
+from fedledger.core.chain.transport import request
 from fedledger.core.chain import (
     FedLedger, Mechanism, Proposal, TaskSpec, connect, devnet_account, encode_scores, score_commitment,
 )  # fmt: skip
@@ -64,13 +65,13 @@ def measure(n_clients: int, committee: int) -> tuple[dict[str, list[int]], dict[
                 gas[label].append(by_addr[member].propose(task_id, 1, p).gas_used)
             for c in clients:
                 gas["withdraw"].append(c.withdraw().gas_used)
-            w3.provider.make_request("evm_increaseTime", [700])
-            w3.provider.make_request("evm_mine", [])
+            request(w3, "evm_increaseTime", [700])
+            request(w3, "evm_mine", [])
             gas["advance (train -> failed, next round)"].append(fl.advance(task_id).gas_used)
             gas["reclaimEscrow"].append(fl.reclaim_escrow(task_id).gas_used)
             gas["requestUnstake"].append(miners[0].request_unstake().gas_used)
-            w3.provider.make_request("evm_increaseTime", [61])
-            w3.provider.make_request("evm_mine", [])
+            request(w3, "evm_increaseTime", [61])
+            request(w3, "evm_mine", [])
             gas["withdrawStake"].append(miners[0].withdraw_stake().gas_used)
             t2, _ = fl.publish_task(spec, mech)
             gas["cancelTask"].append(fl.cancel_task(t2).gas_used)

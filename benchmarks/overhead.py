@@ -70,8 +70,11 @@ def measure(rounds: int, seed: int, defence: str) -> dict[str, Any]:
             with tempfile.TemporaryDirectory() as tmp:
                 task = TaskConfig(min_clients=20, committee_size=miners, peer_validation=peer_validation, **common)  # type: ignore[arg-type]
                 t0 = time.perf_counter()
-                sim = simulate(SimConfig(task=task, miners=miners, storage="embedded", out_dir=Path(tmp)),
-                               on_round=lambda rr, n=name: bar.advance(1, f"{n} r{rr.round} {rr.seconds:.1f} s"))
+
+                def on_round(rr: Any, n: str = name) -> None:
+                    bar.advance(1, f"{n} r{rr.round} {rr.seconds:.1f} s")
+
+                sim = simulate(SimConfig(task=task, miners=miners, storage="embedded", out_dir=Path(tmp)), on_round=on_round)
             result[name] = {
                 "miners": miners, "peer_validation": peer_validation,
                 "round_seconds": [r.seconds for r in sim.rounds], "accuracy": [r.accuracy for r in sim.rounds],

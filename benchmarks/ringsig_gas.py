@@ -20,6 +20,7 @@ from fedledger.deploy import devnet
 from fedledger.core.chain.binding import load_abi
 from fedledger.deploy.deployer import deploy_data_registry
 from fedledger.core import ringsig
+from fedledger.core.chain.transport import request
 from fedledger.core.chain import connect, devnet_account
 from fedledger.core.chain.data_registry import DataRegistry, signature_abi
 from fedledger.core.paths import project_root
@@ -39,7 +40,7 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
         net = devnet.start("anvil", log_dir=Path(tmp))
         try:
             w3 = connect(net.rpc_url)
-            node = w3.provider.make_request("anvil_nodeInfo", []).get("result", {})
+            node = request(w3, "anvil_nodeInfo", []) or {}
             entry = deploy_data_registry(w3, devnet_account(0))
             reg = DataRegistry(w3, entry["address"], load_abi("DataRegistry"), devnet_account(0))
             keys = [KeyPair.generate() for _ in range(max(sizes))]
@@ -66,9 +67,9 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
                     t0 = time.perf_counter()
                     assert ringsig.verify(message, ring, sig, reg.scope_base(pool, digest))
                     verify_s.append(time.perf_counter() - t0)
-                    args = (pool, CID, digest, now, ring_ids, signature_abi(sig))
-                    gas = reg.estimate("verifyShare", *args)
-                    data = bytes.fromhex(reg.prepare("verifyShare", *args).data[2:])
+                    verify = (pool, CID, digest, now, ring_ids, signature_abi(sig))
+                    gas = reg.estimate("verifyShare", *verify)
+                    data = bytes.fromhex(reg.prepare("verifyShare", *verify).data[2:])
                     est.append(gas)
                     verify_only.append(gas - 21_000 - calldata_gas(data))
                     share_gas.append(relayer.share(pool, CID, digest, now, ring_ids, sig)[1].gas_used)

@@ -196,8 +196,11 @@ class ClientAgent:
         assigns) on its held-out data (bps); 0 for unusable models and for peers not assigned."""
         if r in self._scores:
             return self._scores[r]
+        me = self._index
+        if me is None:
+            raise RuntimeError("scores asked for before this owner's registration was read")
         subs = self.ledger.submissions(self.task_id, r)
-        targets = validation_targets(bits(ri.submitted), self.cfg.peer_validators, ri.seed).get(self._index, [])
+        targets = validation_targets(bits(ri.submitted), self.cfg.peer_validators, ri.seed).get(me, [])
         scores = {}
         for s in subs:
             if s.index not in targets:
@@ -208,7 +211,7 @@ class ClientAgent:
             except BadInput as exc:
                 log.info("client %d: peer %d unusable in round %d: %s", self.k, s.index, r, exc)
                 scores[s.index] = 0
-        scores = self.attack.poison_scores(scores, self_id=self._index, accomplices=self._accomplice_indices())
+        scores = self.attack.poison_scores(scores, self_id=me, accomplices=self._accomplice_indices())
         packed = encode_scores([scores.get(i, 0) for i in range(ri.n_clients)])
         self._scores[r] = packed
         return packed

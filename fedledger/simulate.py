@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from eth_utils import function_abi_to_4byte_selector
+from fedledger.core.chain.transport import hex_int, request, request_batch
 
 from fedledger.client.agent import ClientAgent
 from fedledger.deploy import devnet as devnet_mod
@@ -183,14 +183,14 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
                     watch.observe(base, task_id)
             watch.observe(base, task_id)
             for r in range(len(rounds) + 1, task.rounds + 1):
-                report = evaluator.round_report(base, task_id, r, watch)
-                if report is None:
+                closed = evaluator.round_report(base, task_id, r, watch)
+                if closed is None:
                     break
-                report.agent_seconds = {k: round(v, 3) for k, v in sorted(work.get(r, {}).items())}
-                rounds.append(report)
+                closed.agent_seconds = {k: round(v, 3) for k, v in sorted(work.get(r, {}).items())}
+                rounds.append(closed)
                 _write_live(out / f"task-{task_id}.json", task_id, rounds)  # `fedledger explorer --metrics`
                 if on_round is not None:
-                    on_round(report)
+                    on_round(closed)
             _check_processes(procs, out)
             if time.perf_counter() - t_start > cfg.timeout:
                 raise TimeoutError(f"simulation not finished after {cfg.timeout:.0f} s")
@@ -262,7 +262,8 @@ def _spawn_client(rpc: str, manifest: Path, store: str, task_id: int, k: int, at
 def _check_processes(procs: list[subprocess.Popen], out: Path) -> None:
     for p in procs:
         if p.poll() not in (None, 0):
-            k = p.args[p.args.index("--data-owner") + 1]  # type: ignore[union-attr]
+            args = [str(a) for a in p.args] if isinstance(p.args, list) else [str(p.args)]
+            k = args[args.index("--data-owner") + 1] if "--data-owner" in args else "?"
             raise RuntimeError(f"client process {k} exited with {p.returncode}; see {out / f'client-{k}.log'}")
 
 
@@ -292,7 +293,7 @@ class _PhaseClock:
 class _Evaluator:
     """Scores each closed round's global model on the evaluation part of the test set."""
 
-    def __init__(self, task: TaskConfig, store: Any, mal: list[int], attack: str, owners: dict[str, int]) -> None:
+    def __init__(self, task: TaskConfig, store: Any, mal: list[int], attack: str, owners: dict[Any, int]) -> None:
         self.task, self.store, self.mal, self.owners = task, store, set(mal), owners
         ds = task.data()
         self.model = create_model(task.model, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
@@ -337,21 +338,15 @@ class _Evaluator:
 
 def gas_used(ledger: FedLedger, from_block: int) -> tuple[int, dict[str, dict[str, int]]]:
     """Total gas and gas per contract function of every transaction since `from_block`."""
-    selectors = {
-        function_abi_to_4byte_selector(f): f["name"]
-        for f in ledger.abi if f.get("type") == "function"
-    }  # fmt: skip
     by_fn: dict[str, dict[str, int]] = defaultdict(lambda: {"calls": 0, "gas": 0})
     total = 0
-    for n in range(from_block, ledger.w3.eth.block_number + 1):
-        block = ledger.w3.eth.get_block(n, full_transactions=True)
-        receipts = ledger.w3.manager.request_blocking("eth_getBlockReceipts", [hex(n)])
-        gas = {r["transactionHash"]: int(r["gasUsed"], 16) if isinstance(r["gasUsed"], str) else int(r["gasUsed"])
-               for r in receipts}  # fmt: skip
-        for tx in block["transactions"]:
-            data = bytes(tx["input"])
-            name = "deploy" if tx["to"] is None else selectors.get(data[:4], "transfer")
-            g = gas[tx["hash"]] if tx["hash"] in gas else gas.get("0x" + bytes(tx["hash"]).hex(), 0)
+    for n in range(from_block, hex_int(request(ledger.w3, "eth_blockNumber", [])) + 1):
+        block, receipts = (a.get("result") or {} for a in request_batch(
+            ledger.w3, [("eth_getBlockByNumber", [hex(n), True]), ("eth_getBlockReceipts", [hex(n)])]))  # fmt: skip
+        gas = {r["transactionHash"]: hex_int(r["gasUsed"]) for r in receipts or []}
+        for tx in block.get("transactions", []):
+            name = "deploy" if tx["to"] is None else ledger.function_name(tx["input"]) or "transfer"
+            g = gas.get(tx["hash"], 0)
             by_fn[name]["calls"] += 1
             by_fn[name]["gas"] += g
             total += g

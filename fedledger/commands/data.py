@@ -21,6 +21,7 @@ from typing import Annotated, Any, Optional, NoReturn
 import typer
 
 from fedledger.commands.errors import fail
+from fedledger.core.chain.transport import request
 
 from fedledger.core.ringsig import KeyPair
 
@@ -233,7 +234,7 @@ def split(
             deadline = time.monotonic() + wait
             while reg.w3.eth.block_number <= info.seed_block:
                 if mine:
-                    reg.w3.provider.make_request("evm_mine", [])
+                    request(reg.w3, "evm_mine", [])
                 elif time.monotonic() > deadline:
                     raise ValueError(f"seed block {info.seed_block} not mined after {wait} s (devnet: --mine)")
                 else:

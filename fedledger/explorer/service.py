@@ -155,9 +155,9 @@ class Explorer:
             h = parse_tx_hash(low)
             if self.reader.transaction(h) is not None:
                 return {"target": f"/tx/{h}"}
-            n = self.block_by_hash(h)
-            if n is not None:
-                return {"target": f"/block/{n}"}
+            found = self.block_by_hash(h)
+            if found is not None:
+                return {"target": f"/block/{found}"}
             raise NotFoundError(f"no transaction or block {h}")
         if low.startswith("0x"):
             return {"target": f"/address/{parse_address(q)}"}

@@ -110,8 +110,8 @@ class Transactor:
         with self._lock:
             nonce = self._nonce
             self._nonce += 1
-        tx = {"to": fn.to, "data": fn.data, "value": value, "gas": gas, "nonce": nonce,
-              "chainId": self._chain_id, **(fees or self._fee_fields())}  # fmt: skip
+        tx: dict[str, Any] = {"to": fn.to, "data": fn.data, "value": value, "gas": gas, "nonce": nonce,
+                              "chainId": self._chain_id, **(fees or self._fee_fields())}  # fmt: skip
         signed = self.account.sign_transaction(tx)
         return tx, bytes(signed.raw_transaction)
 

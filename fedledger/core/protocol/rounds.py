@@ -91,7 +91,8 @@ def _fetch_weights(store: Store, cid: str, digest: bytes) -> tuple[StateDict, We
     if sha256_hex(data) != digest.hex():
         raise BadInput(f"weights {cid}: sha256 {sha256_hex(data)[:16]}.. does not match the on-chain digest {digest.hex()[:16]}..")
     try:
-        return loads(data)
+        weights, meta = loads(data)
+        return OrderedDict(weights), meta
     except WeightsError as exc:
         raise BadInput(f"weights {cid}: {exc}") from None
 
@@ -163,7 +164,8 @@ def load_updates(
             pace = None
             if s.behaviour_cid:
                 data = store.get(s.behaviour_cid)
-                pace, _ = loads(data, expected=pace_spec)
+                loaded, _ = loads(data, expected=pace_spec)
+                pace = OrderedDict(loaded)
             updates.append(ClientUpdate(s.index, OrderedDict((k, weights[k]) for k in global_w), s.n_samples, pace=pace))
         except (BadInput, StorageError, WeightsError) as exc:
             rejected[s.index] = str(exc)
