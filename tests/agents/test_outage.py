@@ -95,3 +95,56 @@ def test_agents_ride_out_a_chain_node_outage(tmp_path: Path) -> None:
             if p.poll() is None:
                 kill(p)
         node.stop()
+
+
+def test_agents_ride_out_an_ipfs_daemon_outage(devnet, w3, deployed, tmp_path: Path) -> None:
+    """The IPFS daemon every agent stores in is killed mid-round and restarted on its kept repo and
+    port: the agents wait, resume and finish the task; nothing is submitted twice."""
+    from fedledger.core.storage import daemon
+
+    fl, manifest = deployed
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    repo, state = tmp_path / "ipfs-repo", tmp_path / "ipfs-state"
+    ipfs = daemon.start(state, repo=repo)
+    port = int(ipfs.api.rsplit(":", 1)[1])
+    procs = []
+    try:
+        cfg = small_task(clients=OWNERS, min_clients=OWNERS, rounds=ROUNDS, train_s=300, commit_s=300,
+                         reveal_s=300, aggregate_s=300)  # fmt: skip
+        task_id = publish(fl, open_store(ipfs.api), cfg)
+        common = ["--task", str(task_id), "--rpc", devnet.rpc_url, "--manifest", str(manifest), "--outage-timeout", "120",
+                  "--store", ipfs.api]  # fmt: skip
+        procs.append(spawn(["task", "start", *common[:-2], "--account", "0"], logs / "requester.log"))
+        procs.append(spawn(["miner", "run", *common, "--account", str(MINER0)], logs / "miner.log"))
+        for k in range(OWNERS):
+            procs.append(spawn(["client", "run", *common, "--data-owner", str(k), "--account", str(CLIENT0 + k)],
+                               logs / f"owner{k}.log"))  # fmt: skip
+        _wait("a submission in round 1", lambda: fl.task_info(task_id)["current_round"] >= 1
+              and fl.round_info(task_id, 1).submitted != 0, 240, logs)  # fmt: skip
+        os.kill(ipfs.pid, signal.SIGKILL)
+        time.sleep(4)
+        ipfs = daemon.start(state, repo=repo, port=port)
+        _wait("the task finished", lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED, 420, logs)
+        for p in procs:
+            p.wait(timeout=120)
+            assert p.returncode == 0, [f.read_text()[-2000:] for f in sorted(logs.glob("*.log"))]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                kill(p)
+        daemon.stop(state)
+    assert any("IPFS daemon is away" in f.read_text() for f in logs.glob("*.log"))  # the outage was seen
+    for r in range(1, ROUNDS + 1):
+        assert fl.round_info(task_id, r).phase == Phase.FINALISED
+        assert fl.round_info(task_id, r).accepted == fl.round_info(task_id, r).submitted  # none taken for bad input
+        submitted = Counter(e["client"] for e in fl.events("ModelSubmitted", taskId=task_id, round=r))
+        assert len(submitted) == OWNERS and set(submitted.values()) == {1}
+    # the restarted node kept what was stored before the kill: round 1's models are still there
+    again = daemon.start(state, repo=repo, port=port)
+    try:
+        store = open_store(again.api)
+        for s in fl.submissions(task_id, 1):
+            assert len(store.get(s.weights_cid)) > 0
+    finally:
+        daemon.stop(state)

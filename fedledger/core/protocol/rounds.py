@@ -21,6 +21,7 @@ from fedledger.core.defences import ClientUpdate, create_defence
 from fedledger.core.models import StateDict
 from fedledger.core.protocol.task import TaskConfig
 from fedledger.core.storage import StorageError, Store
+from fedledger.core.storage.errors import DaemonUnavailable
 from fedledger.core.weights import WeightsError, WeightsMeta, check, loads, sha256_hex, spec_of
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ def fetch_weights(store: Store, cid: str, digest: bytes, expected: dict[str, Any
 def _fetch_weights(store: Store, cid: str, digest: bytes) -> tuple[StateDict, WeightsMeta]:
     try:
         data = store.get(cid)
+    except DaemonUnavailable:
+        raise  # the node is away, not the submission bad: the caller waits and retries
     except StorageError as exc:
         raise BadInput(f"weights {cid}: {exc}") from None
     if sha256_hex(data) != digest.hex():
@@ -113,6 +116,8 @@ def miner_test_set(ledger: FedLedger, store: Store, cfg: TaskConfig) -> tuple[to
             if sha256_hex(data) != share.digest.hex():
                 raise BadInput(f"share {share.share_id}: bytes do not match the digest on chain")
             x, y = unpack(data, input_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
+        except DaemonUnavailable:
+            raise  # an outage is not bad data: skipping would make this miner's test set differ
         except (BadInput, StorageError, ExamplesError) as exc:  # every miner skips the same shares
             log.warning("pool %d: share %d unusable as test data: %s", cfg.test_pool, share.share_id, exc)
             continue
@@ -167,6 +172,8 @@ def load_updates(
                 loaded, _ = loads(data, expected=pace_spec)
                 pace = OrderedDict(loaded)
             updates.append(ClientUpdate(s.index, OrderedDict((k, weights[k]) for k in global_w), s.n_samples, pace=pace))
+        except DaemonUnavailable:
+            raise  # an outage must not turn every submission into a rejected one
         except (BadInput, StorageError, WeightsError) as exc:
             rejected[s.index] = str(exc)
             log.warning("round %d: rejected client %d: %s", round_, s.index, exc)

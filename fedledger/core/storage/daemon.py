@@ -83,13 +83,14 @@ def read_state(state_dir: str | os.PathLike[str] | None = None) -> Daemon | None
         return None
 
 
-def _configure(repo: Path) -> None:
+def _configure(repo: Path, port: int = 0) -> None:
     config_file = repo / "config"
     config = json.loads(config_file.read_text())
     addresses = config.setdefault("Addresses", {})
-    # Port 0 everywhere: parallel daemons (tests, benchmarks, a developer's) never collide;
-    # no gateway and no swarm listeners: this node serves the RPC API on loopback only.
-    addresses.update({"API": "/ip4/127.0.0.1/tcp/0", "RPC": "/ip4/127.0.0.1/tcp/0",
+    # Port 0 by default: parallel daemons (tests, benchmarks, a developer's) never collide; a
+    # kept repo restarts on its old port, so agents holding its URL reach it again. No gateway
+    # and no swarm listeners: this node serves the RPC API on loopback only.
+    addresses.update({"API": f"/ip4/127.0.0.1/tcp/{port}", "RPC": "/ip4/127.0.0.1/tcp/0",
                       "Gateway": "", "Swarm": [], "Announce": [], "Delegates": []})
     config["Bootstrap"] = []
     config_file.write_text(json.dumps(config, indent=2))
@@ -109,10 +110,16 @@ def _log_tail(log: Path, lines: int = 15) -> str:
         return "(no log)"
 
 
-def start(state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: float = 60.0) -> Daemon:
-    """Start a fresh offline js-ipfs daemon and wait until its RPC API answers.
+def start(
+    state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: float = 60.0, repo: Path | None = None,
+    port: int = 0,
+) -> Daemon:
+    """Start an offline js-ipfs daemon and wait until its RPC API answers.
 
-    Refuses to start a second one for the same state directory while the first still runs.
+    Without `repo`, a throw-away repo (deleted by `stop`); with `repo`, that directory is the
+    node's store and survives a stop or a crash (initialised on first use) and `port` fixes the
+    API port (a restart keeps the URL agents hold). Refuses to start a second daemon for the same
+    state directory while the first still runs.
     """
     state_file = state_path(state_dir)
     existing = read_state(state_dir)
@@ -123,16 +130,26 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: flo
     node_modules = find_node_modules()
     node = find_node(node_modules)
     cli = str(node_modules / ENTRY)
-    repo = Path(tempfile.mkdtemp(prefix="fedledger-ipfs-"))
+    kept = repo is not None
+    repo = Path(repo).resolve() if repo is not None else Path(tempfile.mkdtemp(prefix="fedledger-ipfs-"))
     env = {**os.environ, "IPFS_PATH": str(repo)}
     log = state_file.with_suffix(".log")
     try:
-        init = subprocess.run([node, cli, "init", "--empty-repo", "--profile", "test"], env=env,
-                              capture_output=True, text=True, timeout=120)
-        if init.returncode != 0:
-            raise DaemonUnavailable(f"jsipfs init failed ({init.returncode}): "
-                                    f"{init.stderr.strip() or init.stdout.strip()}")
-        _configure(repo)
+        if not (repo / "config").is_file():
+            repo.mkdir(parents=True, exist_ok=True)
+            init = subprocess.run([node, cli, "init", "--empty-repo", "--profile", "test"], env=env,
+                                  capture_output=True, text=True, timeout=120)
+            if init.returncode != 0:
+                raise DaemonUnavailable(f"jsipfs init failed ({init.returncode}): "
+                                        f"{init.stderr.strip() or init.stdout.strip()}")
+        (repo / "api").unlink(missing_ok=True)  # left by a crashed daemon: it would be read as ours
+        for lock in ("repo.lock", "datastore/LOCK", "blocks/LOCK"):  # a killed daemon leaves its locks
+            path = repo / lock
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        _configure(repo, port)
         with open(log, "wb") as log_fh:
             proc = subprocess.Popen(
                 [node, cli, "daemon", "--offline", "--enable-preload=false"], env=env,
@@ -140,13 +157,15 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: flo
                 start_new_session=True,  # Ctrl-C in the caller's terminal does not reach it
             )
     except BaseException:
-        shutil.rmtree(repo, ignore_errors=True)
+        if not kept:
+            shutil.rmtree(repo, ignore_errors=True)
         raise
     deadline = time.monotonic() + ready_timeout
     api_file = repo / "api"
     while True:
         if proc.poll() is not None:
-            shutil.rmtree(repo, ignore_errors=True)
+            if not kept:
+                shutil.rmtree(repo, ignore_errors=True)
             raise DaemonUnavailable(f"js-ipfs exited with {proc.returncode} while starting; "
                                     f"log {log}:\n{_log_tail(log)}")
         if api_file.is_file():
@@ -155,7 +174,8 @@ def start(state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: flo
                 break
         if time.monotonic() > deadline:
             stop_process(proc.pid)
-            shutil.rmtree(repo, ignore_errors=True)
+            if not kept:
+                shutil.rmtree(repo, ignore_errors=True)
             raise DaemonUnavailable(f"js-ipfs not ready after {ready_timeout} s; "
                                     f"log {log}:\n{_log_tail(log)}")
         time.sleep(0.1)
