@@ -133,6 +133,7 @@ def build_app(state: State) -> FastAPI:
         docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",  # Swagger UI needs a CDN: own page below
     )  # fmt: skip
     app.state.fx = state
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     ex = state.explorer
     state.env.globals["contract"] = ex.ledger.address  # macros label the contract's address
     _errors(app, state)
@@ -355,6 +356,34 @@ async def _head_events(request: Request, ex: Explorer, interval: float) -> Async
         idle += interval
 
 
+_ERROR_RESPONSES = {
+    "400": "bad request: a malformed parameter (the message says which and why)",
+    "404": "no such block, transaction, task, round, address or content",
+    "503": "the Ethereum node does not answer",
+}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """The OpenAPI document, with the errors the API really answers (400/404/503 with an
+    `{error, status}` body) instead of FastAPI's default 422."""
+    if app.openapi_schema is None:
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        error = {"type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+                 "required": ["error", "status"]}  # fmt: skip
+        for ops in schema.get("paths", {}).values():
+            for op in ops.values():
+                responses = op.setdefault("responses", {})
+                responses.pop("422", None)
+                for code, text in _ERROR_RESPONSES.items():
+                    responses.setdefault(code, {"description": text, "content": {"application/json": {"schema": error}}})
+        schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
+        schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
 def _errors(app: FastAPI, state: State) -> None:
     """Every failure becomes a clear 4xx/5xx: JSON under /api/ (or for non-browsers), an HTML
     page otherwise; never a stack trace."""
@@ -381,13 +410,17 @@ def _errors(app: FastAPI, state: State) -> None:
         parts = []
         for e in exc.errors():
             where = ".".join(str(p) for p in e.get("loc", ())[1:]) or "request"
-            parts.append(f"{where}: {e.get('msg')} (got {e.get('input')!r})")
+            got = repr(e.get("input"))
+            got = got if len(got) <= 80 else got[:60] + f"... ({len(got)} characters)"  # never echo a flood back
+            parts.append(f"{where}: {e.get('msg')} (got {got})")
         return respond(request, 400, "bad request: " + "; ".join(parts))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         message = "no such page" if exc.status_code == 404 else str(exc.detail)
-        return respond(request, exc.status_code, message)
+        response = respond(request, exc.status_code, message)
+        response.headers.update(exc.headers or {})  # e.g. 405's Allow
+        return response
 
     @app.exception_handler(NodeUnavailable)
     async def node_down(request: Request, exc: NodeUnavailable) -> Response:

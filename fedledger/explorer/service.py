@@ -18,6 +18,8 @@ from fedledger.core.storage import InvalidCID, Store, parse_cid
 TASK_QUERY = re.compile(r"^(?:task\s*[:#]?\s*|t[:#]|#)(\d+)$", re.IGNORECASE)
 
 
+MAX_BLOCK = 2**63 - 1  # the largest block number a node answers for (64-bit quantities)
+
 class Explorer:
     """Reads for the pages and the API over one node and one FedLedger deployment."""
 
@@ -53,6 +55,8 @@ class Explorer:
     def block(self, number: int) -> dict[str, Any]:
         if number < 0:
             raise BadRequest("block numbers start at 0")
+        if number > MAX_BLOCK:  # nodes keep block numbers in 64 bits: no such block can exist
+            raise NotFoundError(f"no block {number} (the chain head is {self.reader.block_number()})")
         b = self.reader.block(number)
         if b is None:
             raise NotFoundError(f"no block {number} (the chain head is {self.reader.block_number()})")

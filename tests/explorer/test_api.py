@@ -145,6 +145,8 @@ BAD_REQUESTS = [
     ("/api/tasks/abc", 400, "task_id"),
     ("/api/tasks/1/rounds/9", 404, "no round 9"),
     ("/api/blocks/99999999", 404, "no block 99999999"),
+    (f"/api/blocks/{2**64}", 404, f"no block {2**64}"),
+    (f"/block/{2**70}", 404, f"no block {2**70}"),
     ("/api/blocks/-1", 400, "block numbers start at 0"),
     ("/api/blocks?limit=0", 400, "limit"),
     ("/api/search?q=zzz", 400, "not a block number"),
@@ -163,6 +165,19 @@ def test_bad_input_gives_a_clear_json_error(client, url, status, text):
     body = r.json()
     assert body["status"] == status and text in body["error"]
     assert "Traceback" not in r.text
+
+
+def test_errors_are_bounded_documented_and_say_what_is_allowed(client):
+    flood = "x" * 50_000  # httpx refuses URLs of 64 kB and more
+    r = client.get(f"/api/blocks?limit={flood}")
+    assert r.status_code == 400 and len(r.text) < 1_000 and "50002 characters" in r.text
+    r = client.post("/api/head")
+    assert r.status_code == 405 and "GET" in r.headers["allow"]
+    spec = client.get("/api/openapi.json").json()
+    for path, ops in spec["paths"].items():
+        for op in ops.values():
+            assert "422" not in op["responses"], path
+            assert {"200", "400", "404", "503"} <= set(op["responses"]), path
 
 
 @pytest.mark.parametrize(("url", "status"), [("/tx/0x" + "cd" * 32, 404), ("/address/0xnope", 400), ("/task/999", 404),
