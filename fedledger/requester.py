@@ -6,17 +6,19 @@ from __future__ import annotations
 from fedledger.core.chain import ContractRevert, FedLedger, TaskStatus
 from fedledger.core.models import create_model, get_weights
 from fedledger.core.storage import Store
-from fedledger.core.protocol.task import TaskConfig
+from fedledger.core.protocol.task import TaskConfig, TaskConfigError
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 from fedledger.core.protocol.rounds import defence_from
 
 
 def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:
-    """Upload the seeded initial model and publish the task; returns the task id."""
+    """Check the task (`TaskConfigError` before anything is uploaded or escrowed), upload the
+    seeded initial model and publish the task; returns the task id."""
+    cfg.validate()
     if not 0 <= cfg.peer_validators <= 0xFFFF:
-        raise ValueError(f"peer_validators must be 0 (every peer) or a number of peers, not {cfg.peer_validators}")
+        raise TaskConfigError(f"peer_validators must be 0 (every peer) or a number of peers, not {cfg.peer_validators}")
     if not cfg.peer_validation and "peer_scores" in defence_from(cfg, cfg.clients).needs:
-        raise ValueError(f"defence {cfg.defence!r} reads the peer-validation scores: set peer_validation = true")
+        raise TaskConfigError(f"defence {cfg.defence!r} reads the peer-validation scores: set peer_validation = true")
     ds = cfg.data()
     model = create_model(cfg.model, seed=cfg.seed, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
     meta = WeightsMeta(model_spec=cfg.model_spec(), task="initial", round=0, producer=ledger.sender)

@@ -12,6 +12,7 @@ from typing import NoReturn
 
 from fedledger.core.chain.errors import ContractRevert
 from fedledger.core.chain.transport import NodeUnavailable
+from fedledger.core.protocol.task import TaskConfigError
 
 __all__ = ["USER_ERRORS", "UserError", "fail"]
 
@@ -28,5 +29,5 @@ def fail(message: str) -> NoReturn:
 # Errors whose message is already a clear line for the user (raised by the core on bad input).
 USER_ERRORS: tuple[type[BaseException], ...] = (
     UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, NodeUnavailable,
-    ContractRevert, ConnectionError,
+    ContractRevert, ConnectionError, TaskConfigError,
 )

@@ -56,6 +56,7 @@ def simulate(
             train_s=max(600, 30 * clients), commit_s=max(120, 3 * clients), reveal_s=max(120, 2 * clients),
             aggregate_s=max(600, 10 * clients),
         )  # fmt: skip
+    task.validate()  # every setting checked before a devnet starts
     cfg = SimConfig(task=task, malicious=malicious, attack=attack, miners=miners, rpc=rpc, storage=storage,
                     processes=processes, out_dir=out, keep=keep)  # fmt: skip
     _simulate_and_report(cfg, json_out)

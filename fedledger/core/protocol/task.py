@@ -28,6 +28,13 @@ from fedledger.core.data import ClientData, Dataset, client_data, load_dataset
 
 ETH = 10**18
 _DP_NAMES = {"none": DPMechanism.NONE, "laplace": DPMechanism.LAPLACE, "gaussian": DPMechanism.GAUSSIAN}
+_DATASETS = ("mnist", "fashion-mnist", "cifar10")
+_PARTITIONS = ("iid", "dirichlet", "shards")
+_REQUIRED = ("model", "dataset", "rounds")  # a task file must say what to learn, on what, how long
+
+
+class TaskConfigError(ValueError):
+    """A task setting that is missing, of the wrong type or out of range (the message says which)."""
 
 
 @dataclass(frozen=True)
@@ -81,11 +88,23 @@ class TaskConfig:
     # ---- files -------------------------------------------------------------------------------
     @classmethod
     def from_toml(cls, path: str | Path) -> TaskConfig:
-        """Read a task.toml: its sections are flattened into one set of fields."""
-        data = tomllib.loads(Path(path).read_text())
+        """Read and check a task.toml (sections flattened into one set of fields): every setting
+        is validated here, before anything is uploaded or sent (`TaskConfigError` says what)."""
+        path = Path(path)
+        if not path.is_file():
+            raise TaskConfigError(f"{path}: no such file (the documented example is task.toml)")
+        try:
+            data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise TaskConfigError(f"{path}: not valid TOML: {exc}") from None
         if any(k == "defence_kwargs" or (isinstance(v, dict) and "defence_kwargs" in v) for k, v in data.items()):
-            raise ValueError(f'{path}: defence_kwargs is not recorded on chain, so miners would never see it; '
+            raise TaskConfigError(f'{path}: defence_kwargs is not recorded on chain, so miners would never see it; '
                              f'write the parameters into the defence name instead: defence = "krum?num_malicious=4"')
+        if not isinstance(data.get("task"), dict):
+            raise TaskConfigError(f"{path}: no [task] table (model, dataset, rounds ...): see task.toml")
+        missing = [k for k in _REQUIRED if k not in data["task"]]
+        if missing:
+            raise TaskConfigError(f"{path}: [task] must set {', '.join(missing)} (no silent defaults for these)")
         flat: dict[str, Any] = {}
         for key, value in data.items():
             if isinstance(value, dict):
@@ -94,10 +113,62 @@ class TaskConfig:
                 flat[key] = value
         unknown = set(flat) - set(cls.__dataclass_fields__)
         if unknown:
-            raise ValueError(f"{path}: unknown task settings {sorted(unknown)}")
+            raise TaskConfigError(f"{path}: unknown task settings {sorted(unknown)}")
+        for key, value in flat.items():
+            _check_type(key, value, cls.__dataclass_fields__[key].type, path)
         if "self_weights" in flat:
             flat["self_weights"] = tuple(flat["self_weights"])
-        return cls(**flat)
+        cfg = cls(**flat)
+        try:
+            cfg.validate()
+        except TaskConfigError as exc:
+            raise TaskConfigError(f"{path}: {exc}") from None
+        return cfg
+
+    def validate(self) -> None:
+        """Check every setting's range (and the defence and model names); raise `TaskConfigError`."""
+        from fedledger.core.defences import defence_class
+        from fedledger.core.models import MODELS
+
+        def need(ok: bool, message: str) -> None:
+            if not ok:
+                raise TaskConfigError(message)
+
+        need(self.model in MODELS, f"model {self.model!r} is not one of {', '.join(MODELS)}")
+        need(self.dataset.lower() in _DATASETS, f"dataset {self.dataset!r} is not one of {', '.join(_DATASETS)}")
+        need(self.partition in _PARTITIONS, f"partition {self.partition!r} is not one of {', '.join(_PARTITIONS)}")
+        need(self.rounds >= 1, f"rounds must be at least 1, not {self.rounds}")
+        need(1 <= self.min_clients <= self.clients, f"need 1 <= min_clients ({self.min_clients}) <= clients ({self.clients})")
+        need(self.reward_per_round_eth > 0, f"reward_per_round_eth must be positive, not {self.reward_per_round_eth}")
+        need(self.alpha > 0 and 0 <= self.val_fraction < 1 and self.shards_per_client >= 1,
+             "need alpha > 0, 0 <= val_fraction < 1 and shards_per_client >= 1")  # fmt: skip
+        need(self.lr > 0 and self.batch_size >= 1 and self.local_epochs >= 1 and self.local_steps >= 0,
+             "need lr > 0, batch_size >= 1, local_epochs >= 1 and local_steps >= 0")  # fmt: skip
+        need(0 <= self.prune_ratio < 1, f"prune_ratio must be in [0, 1), not {self.prune_ratio}")
+        durations = (self.registration_s, self.train_s, self.commit_s, self.reveal_s, self.aggregate_s)
+        need(all(d > 0 for d in durations), "every phase duration (registration_s ... aggregate_s) must be positive")
+        try:
+            cls_ = defence_class(self.defence.partition("?")[0])
+        except ValueError as exc:
+            raise TaskConfigError(str(exc)) from None
+        need(getattr(cls_, "publishable", True), f"defence {self.defence!r} is for benchmarks only: it cannot be published")
+        need(-1 <= self.theta <= 1, f"theta must be in [-1, 1], not {self.theta}")
+        need(self.selection in ("all", "top-n"), f"selection {self.selection!r} is not 'all' or 'top-n'")
+        need(self.selection != "top-n" or 1 <= self.selection_n <= self.clients,
+             f"selection 'top-n' needs 1 <= selection_n <= clients, not {self.selection_n}")  # fmt: skip
+        need(self.committee_size >= 1, f"committee_size must be at least 1, not {self.committee_size}")
+        need(0.5 < self.quorum <= 1, f"quorum must be in (0.5, 1], not {self.quorum}")
+        need(0 <= self.rep_eval <= 1 and 0 <= self.rep_prev <= 1, "rep_eval and rep_prev must be in [0, 1]")
+        need(len(self.self_weights) == 3 and all(w >= 0 for w in self.self_weights),
+             "self_weights must be three non-negative integers")  # fmt: skip
+        shares = (self.client_share, self.winner_share, self.committee_share)
+        need(all(x >= 0 for x in shares) and abs(sum(shares) - 1) < 1e-9,
+             f"client_share + winner_share + committee_share must be 1, not {sum(shares):g}")  # fmt: skip
+        need(self.peer_validators >= 0, "peer_validators must be >= 0")
+        need(self.dp in _DP_NAMES, f"dp {self.dp!r} is not one of {', '.join(_DP_NAMES)}")
+        need(self.epsilon > 0 and self.clip > 0 and self.noise_multiplier >= 0,
+             "need epsilon > 0, clip > 0 and noise_multiplier >= 0")  # fmt: skip
+        need(self.test_size >= 1 and 0 <= self.root_size <= self.test_size, "need test_size >= 1 and 0 <= root_size <= test_size")
 
     # ---- on chain ----------------------------------------------------------------------------
     def model_spec(self) -> str:
@@ -213,3 +284,19 @@ def _bps(x: float) -> int:
 
 def _milli(x: float) -> int:
     return int(round(x * 1000))
+
+
+_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _check_type(key: str, value: Any, annotation: Any, path: Path) -> None:
+    """One line naming the setting when a TOML value has the wrong type ("ten" for rounds)."""
+    name = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", str(annotation))
+    if name.startswith("tuple"):
+        ok = isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    else:
+        types = _TYPES.get(name)
+        ok = types is None or (isinstance(value, types) and (name == "bool" or not isinstance(value, bool)))
+    if not ok:
+        raise TaskConfigError(f"{path}: {key} must be {name.replace('tuple[int, int, int]', 'a list of 3 integers')}, "
+                              f"not {value!r}")
