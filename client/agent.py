@@ -6,7 +6,10 @@ owner) and the commit salt is derived from a deterministic signature, so an agen
 point and restarted redoes exactly what it had not finished, and never acts twice (the contract
 rejects duplicates).
 
-    register -> [train -> upload -> submit] -> [validate peers -> commit -> reveal] -> withdraw
+    register -> [train -> upload -> commit model -> reveal model] -> [validate peers -> commit -> reveal] -> withdraw
+
+A model is committed (a hash of its CIDs, digest and sample count, bound to this owner's address
+and a secret salt) before anyone's is revealed, so nobody can copy a model it has not seen.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from fedledger.core.chain import (
     TransactionFailed,
     bits,
     encode_scores,
+    model_commitment,
     score_commitment,
 )  # fmt: skip
 from fedledger.core.chain.accounts import owner_secret
@@ -44,7 +48,8 @@ from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 log = logging.getLogger(__name__)
 
 # reverts that only mean "too late": the phase closed or moved on while this agent was working
-_RACES = {"DeadlinePassed", "WrongPhase", "AlreadySubmitted", "AlreadyCommitted", "AlreadyRevealed"}
+_RACES = {f"FedLedger{name}" for name in
+          ("DeadlinePassed", "WrongPhase", "AlreadySubmitted", "AlreadyCommitted", "AlreadyRevealed")}  # fmt: skip
 
 
 class ClientAgent:
@@ -79,9 +84,10 @@ class ClientAgent:
         self.accountant = create_accountant(self.dp.mechanism) if self.dp else None
         self.epsilon: float | None = None
         if self.dp and self.accountant is not None:  # privacy already spent before a restart
-            trained = len(ledger.events("ModelSubmitted", taskId=task_id, client=self.address))
+            trained = len(ledger.events("ModelCommitted", taskId=task_id, client=self.address))
             account_past_rounds(self.accountant, self.dp, len(self.x), self.cfg.train_config(), trained)
         self._scores: dict[int, bytes] = {}  # round -> packed scores (a cache: recomputable)
+        self._models: dict[int, tuple[str, bytes, str, int]] = {}  # round -> uploaded model (a cache: recomputable)
         self._index: int | None = None  # this owner's index in the task, once registered
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -120,8 +126,10 @@ class ClientAgent:
         r = info["current_round"]
         ri = self.ledger.round_info(self.task_id, r)
         bit = 1 << self._index
-        if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.submitted & bit:
-            return self.train_and_submit(r) if self._may_train(r, ri) else "idle"
+        if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.models_committed & bit:
+            return self.train_and_commit(r) if self._may_train(r, ri) else "idle"
+        if ri.phase == Phase.SUBMIT and ri.models_committed & bit and not ri.submitted & bit:
+            return self.submit(r)
         if ri.phase == Phase.COMMIT and ri.submitted & bit and not ri.committed & bit:
             self.ledger.commit_scores(self.task_id, r, self._commitment(r, ri))
             return f"committed r{r}"
@@ -137,7 +145,26 @@ class ClientAgent:
         size = min(10_000, int(10_000 * len(self.x) / share))
         self.ledger.register(self.task_id, [size, 10_000, 10_000], len(self.x))
 
-    def train_and_submit(self, r: int) -> str:
+    def train_and_commit(self, r: int) -> str:
+        """Train, upload, and commit to the model (revealed in the submit phase)."""
+        weights_cid, digest, behaviour_cid, n = self._model_for(r)
+        salt = self._secret("model salt", r)
+        commitment = model_commitment(self.task_id, r, self.address, weights_cid, digest, behaviour_cid, n, salt)
+        self.ledger.commit_model(self.task_id, r, commitment)
+        return f"committed model r{r}"
+
+    def submit(self, r: int) -> str:
+        """Reveal the committed model (after a restart, the deterministic training is redone)."""
+        weights_cid, digest, behaviour_cid, n = self._model_for(r)
+        self.ledger.submit_model(self.task_id, r, weights_cid, digest, behaviour_cid, n, self._secret("model salt", r))
+        return f"submitted r{r}"
+
+    def _model_for(self, r: int) -> tuple[str, bytes, str, int]:
+        if r not in self._models:
+            self._models[r] = self._train(r)
+        return self._models[r]
+
+    def _train(self, r: int) -> tuple[str, bytes, str, int]:
         cid, digest = self.ledger.global_model(self.task_id)
         global_w, _ = fetch_weights(self.store, cid, digest, expected=None)
         cfg = self.cfg.train_config()
@@ -158,8 +185,7 @@ class ClientAgent:
         data = dumps(weights, meta)
         weights_cid = self.store.put(data)
         behaviour_cid = self.store.put(dumps(pace, meta))
-        self.ledger.submit_model(self.task_id, r, weights_cid, bytes.fromhex(sha256_hex(data)), behaviour_cid, len(self.x))
-        return f"submitted r{r}"
+        return weights_cid, bytes.fromhex(sha256_hex(data)), behaviour_cid, len(self.x)
 
     # ---- helpers -----------------------------------------------------------------------------
     def _may_train(self, r: int, ri) -> bool:

@@ -35,13 +35,13 @@ abstract contract ClientRegistry is TaskEscrow {
     );
 
     /// @notice The caller is already registered for this task.
-    error AlreadyRegistered(uint256 taskId, address client);
+    error FedLedgerAlreadyRegistered(uint256 taskId, address client);
     /// @notice The address is not registered for this task.
-    error NotRegistered(uint256 taskId, address client);
+    error FedLedgerNotRegistered(uint256 taskId, address client);
     /// @notice The task already has MAX_CLIENTS data owners.
-    error TaskFull(uint256 taskId);
+    error FedLedgerTaskFull(uint256 taskId);
     /// @notice A self-assessment score above 10000 bps, or zero samples.
-    error InvalidSelfAssessment();
+    error FedLedgerInvalidSelfAssessment();
 
     /// @notice Register as a data owner of `taskId` (before or during the task; late registrants
     /// are standby nodes until a committee selects them).
@@ -50,16 +50,16 @@ abstract contract ClientRegistry is TaskEscrow {
     /// @param nSamples Number of local training samples.
     function register(uint256 taskId, uint16[3] calldata selfAssessment, uint32 nSamples) external {
         Task storage t = _task(taskId);
-        if (t.status != TaskStatus.Open && t.status != TaskStatus.Running) revert WrongTaskStatus(taskId, t.status);
+        if (t.status != TaskStatus.Open && t.status != TaskStatus.Running) revert FedLedgerWrongTaskStatus(taskId, t.status);
         ClientInfo storage c = _clientInfo[taskId][msg.sender];
-        if (c.index1 != 0) revert AlreadyRegistered(taskId, msg.sender);
+        if (c.index1 != 0) revert FedLedgerAlreadyRegistered(taskId, msg.sender);
         address[] storage list = _clients[taskId];
-        if (list.length >= MAX_CLIENTS) revert TaskFull(taskId);
-        if (nSamples == 0) revert InvalidSelfAssessment();
+        if (list.length >= MAX_CLIENTS) revert FedLedgerTaskFull(taskId);
+        if (nSamples == 0) revert FedLedgerInvalidSelfAssessment();
         uint256 weighted;
         uint256 weightSum;
         for (uint256 i = 0; i < 3; ++i) {
-            if (selfAssessment[i] > 10000) revert InvalidSelfAssessment();
+            if (selfAssessment[i] > 10000) revert FedLedgerInvalidSelfAssessment();
             uint256 w = t.mech.selfWeights[i];
             weighted += w * selfAssessment[i];
             weightSum += w;
@@ -105,7 +105,7 @@ abstract contract ClientRegistry is TaskEscrow {
 
     function _indexOf(uint256 taskId, address client) internal view returns (uint256) {
         uint16 index1 = _clientInfo[taskId][client].index1;
-        if (index1 == 0) revert NotRegistered(taskId, client);
+        if (index1 == 0) revert FedLedgerNotRegistered(taskId, client);
         return index1 - 1;
     }
 

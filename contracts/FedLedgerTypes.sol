@@ -18,7 +18,8 @@ enum TaskStatus {
 /// deadline through `advance`.
 enum Phase {
     None,
-    Train, // selected data owners train and submit their models
+    Train, // selected data owners train and commit to their models (a hash bound to the sender)
+    Submit, // ... and reveal them (CIDs, digest): nobody sees a model before every commitment
     Commit, // submitters commit to their peer-validation score vectors (if the task validates)
     Reveal, // ... and reveal them
     Aggregate, // the committee proposes and votes on the aggregate
@@ -38,7 +39,7 @@ struct TaskSpec {
     uint32 registrationDuration; // seconds after publication after which anyone may start
     uint32 trainDuration; // seconds, per phase
     uint32 commitDuration;
-    uint32 revealDuration;
+    uint32 revealDuration; // also the model reveal (submit) phase's
     uint32 aggregateDuration;
     uint128 rewardPerRound; // wei, escrowed for every round at publication
 }

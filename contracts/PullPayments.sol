@@ -27,7 +27,7 @@ abstract contract PullPayments is ReentrancyGuardTransient {
 
     /// @notice The caller has no credit to withdraw.
     /// @param payee The caller.
-    error NothingToWithdraw(address payee);
+    error FedLedgerNothingToWithdraw(address payee);
 
     /// @notice Unpaid credit of `payee`, in wei.
     /// @param payee The account to look up.
@@ -38,7 +38,7 @@ abstract contract PullPayments is ReentrancyGuardTransient {
     /// @notice Withdraw all of the caller's credit. Emits a {PaymentWithdrawn} event.
     function withdraw() external nonReentrant {
         uint256 amount = _credits[msg.sender];
-        if (amount == 0) revert NothingToWithdraw(msg.sender);
+        if (amount == 0) revert FedLedgerNothingToWithdraw(msg.sender);
         _credits[msg.sender] = 0;
         _totalCredits -= amount;
         emit PaymentWithdrawn(msg.sender, amount);

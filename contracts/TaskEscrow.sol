@@ -36,16 +36,37 @@ abstract contract TaskEscrow is PullPayments {
     /// @notice Emitted when the requester reclaims `amount` wei of unspent escrow after the end.
     event EscrowReclaimed(uint256 indexed taskId, uint256 amount);
 
+    /// @notice Which task parameter is out of range (see {FedLedgerInvalidTaskParameter}).
+    enum TaskParameter {
+        Rounds,
+        MinClients,
+        InitialWeightsCID,
+        InitialDigest,
+        Durations,
+        CommitteeSize,
+        QuorumBps,
+        SelectionRule,
+        SelectionN,
+        DpMechanism,
+        RewardShares
+    }
+
+    /// @notice A task stuck this long after its current phase's deadline (no party could move
+    /// it) may be ended by its requester, who then reclaims the unspent escrow.
+    uint256 public constant ABANDON_AFTER = 7 days;
+    /// @notice Largest committee a task may ask for (committee loops stay bounded).
+    uint256 public constant MAX_COMMITTEE = 64;
+
     /// @notice No task has this id.
-    error UnknownTask(uint256 taskId);
+    error FedLedgerUnknownTask(uint256 taskId);
     /// @notice Only the task's requester may do this.
-    error NotRequester(uint256 taskId, address caller);
+    error FedLedgerNotRequester(uint256 taskId, address caller);
     /// @notice The task is not in the status this call needs.
-    error WrongTaskStatus(uint256 taskId, TaskStatus status);
+    error FedLedgerWrongTaskStatus(uint256 taskId, TaskStatus status);
     /// @notice The ETH sent is not reward per round times rounds.
-    error EscrowMismatch(uint256 sent, uint256 required);
+    error FedLedgerEscrowMismatch(uint256 sent, uint256 required);
     /// @notice A task parameter is out of range; `what` names it.
-    error InvalidTaskParameter(string what);
+    error FedLedgerInvalidTaskParameter(TaskParameter what);
 
     /// @notice Publish a task, escrowing `spec.rewardPerRound * spec.rounds` wei (send exactly that).
     /// @param spec Model, data, schedule and reward.
@@ -54,7 +75,7 @@ abstract contract TaskEscrow is PullPayments {
     function publishTask(TaskSpec calldata spec, Mechanism calldata mech) external payable returns (uint256 taskId) {
         _validate(spec, mech);
         uint256 required = uint256(spec.rewardPerRound) * spec.rounds;
-        if (msg.value != required) revert EscrowMismatch(msg.value, required);
+        if (msg.value != required) revert FedLedgerEscrowMismatch(msg.value, required);
         taskId = ++taskCount;
         Task storage t = _tasks[taskId];
         t.requester = msg.sender;
@@ -73,19 +94,21 @@ abstract contract TaskEscrow is PullPayments {
     /// @param taskId The task. Emits {TaskCancelled} and {PaymentCredited}.
     function cancelTask(uint256 taskId) external {
         Task storage t = _requesterTask(taskId);
-        if (t.status != TaskStatus.Open) revert WrongTaskStatus(taskId, t.status);
+        if (t.status != TaskStatus.Open) revert FedLedgerWrongTaskStatus(taskId, t.status);
         t.status = TaskStatus.Cancelled;
         uint256 refund = _releaseEscrow(t);
         emit TaskCancelled(taskId, refund);
         _credit(t.requester, taskId, refund, CreditKind.EscrowRefund);
     }
 
-    /// @notice After the last round, credit the unspent escrow (failed rounds, rounding) back to
-    /// the requester, who then withdraws it.
+    /// @notice After the last round, credit the unspent escrow (failed rounds, rounding, slashed
+    /// stakes) back to the requester, who then withdraws it. A running task whose current phase
+    /// passed its deadline more than `ABANDON_AFTER` ago is ended (Finished) first.
     /// @param taskId The task. Emits {EscrowReclaimed} and {PaymentCredited}.
     function reclaimEscrow(uint256 taskId) external {
         Task storage t = _requesterTask(taskId);
-        if (t.status != TaskStatus.Finished) revert WrongTaskStatus(taskId, t.status);
+        if (t.status == TaskStatus.Running && _abandoned(taskId, t)) t.status = TaskStatus.Finished;
+        if (t.status != TaskStatus.Finished) revert FedLedgerWrongTaskStatus(taskId, t.status);
         uint256 amount = _releaseEscrow(t);
         emit EscrowReclaimed(taskId, amount);
         _credit(t.requester, taskId, amount, CreditKind.EscrowRefund);
@@ -126,14 +149,17 @@ abstract contract TaskEscrow is PullPayments {
         return (_totalCredits, _totalEscrow);
     }
 
+    /// @dev Whether a running task is stuck past its current deadline by `ABANDON_AFTER`.
+    function _abandoned(uint256 taskId, Task storage t) internal view virtual returns (bool);
+
     function _task(uint256 taskId) internal view returns (Task storage t) {
         t = _tasks[taskId];
-        if (t.status == TaskStatus.None) revert UnknownTask(taskId);
+        if (t.status == TaskStatus.None) revert FedLedgerUnknownTask(taskId);
     }
 
     function _requesterTask(uint256 taskId) private view returns (Task storage t) {
         t = _task(taskId);
-        if (msg.sender != t.requester) revert NotRequester(taskId, msg.sender);
+        if (msg.sender != t.requester) revert FedLedgerNotRequester(taskId, msg.sender);
     }
 
     function _releaseEscrow(Task storage t) private returns (uint256 amount) {
@@ -147,21 +173,30 @@ abstract contract TaskEscrow is PullPayments {
         _totalEscrow -= amount;
     }
 
+    function _addEscrow(Task storage t, uint256 amount) internal {
+        t.escrow += amount;
+        _totalEscrow += amount;
+    }
+
     function _validate(TaskSpec calldata spec, Mechanism calldata mech) private pure {
-        if (spec.rounds == 0) revert InvalidTaskParameter("rounds");
-        if (spec.minClients == 0) revert InvalidTaskParameter("minClients");
-        if (bytes(spec.initialWeightsCID).length == 0) revert InvalidTaskParameter("initialWeightsCID");
-        if (spec.initialDigest == bytes32(0)) revert InvalidTaskParameter("initialDigest");
-        if (spec.trainDuration == 0 || spec.commitDuration == 0 || spec.revealDuration == 0 || spec.aggregateDuration == 0) {
-            revert InvalidTaskParameter("durations");
+        if (spec.rounds == 0) revert FedLedgerInvalidTaskParameter(TaskParameter.Rounds);
+        if (spec.minClients == 0) revert FedLedgerInvalidTaskParameter(TaskParameter.MinClients);
+        if (bytes(spec.initialWeightsCID).length == 0) {
+            revert FedLedgerInvalidTaskParameter(TaskParameter.InitialWeightsCID);
         }
-        if (mech.committeeSize == 0) revert InvalidTaskParameter("committeeSize");
-        if (mech.quorumBps <= 5000 || mech.quorumBps > 10000) revert InvalidTaskParameter("quorumBps");
-        if (mech.selectionRule > 1) revert InvalidTaskParameter("selectionRule");
-        if (mech.selectionRule == 1 && mech.selectionN == 0) revert InvalidTaskParameter("selectionN");
-        if (mech.dpMechanism > 2) revert InvalidTaskParameter("dpMechanism");
+        if (spec.initialDigest == bytes32(0)) revert FedLedgerInvalidTaskParameter(TaskParameter.InitialDigest);
+        if (spec.trainDuration == 0 || spec.commitDuration == 0 || spec.revealDuration == 0 || spec.aggregateDuration == 0) {
+            revert FedLedgerInvalidTaskParameter(TaskParameter.Durations);
+        }
+        if (mech.committeeSize == 0 || mech.committeeSize > MAX_COMMITTEE) {
+            revert FedLedgerInvalidTaskParameter(TaskParameter.CommitteeSize);
+        }
+        if (mech.quorumBps <= 5000 || mech.quorumBps > 10000) revert FedLedgerInvalidTaskParameter(TaskParameter.QuorumBps);
+        if (mech.selectionRule > 1) revert FedLedgerInvalidTaskParameter(TaskParameter.SelectionRule);
+        if (mech.selectionRule == 1 && mech.selectionN == 0) revert FedLedgerInvalidTaskParameter(TaskParameter.SelectionN);
+        if (mech.dpMechanism > 2) revert FedLedgerInvalidTaskParameter(TaskParameter.DpMechanism);
         if (uint256(mech.clientShareBps) + mech.winnerShareBps + mech.committeeShareBps > 10000) {
-            revert InvalidTaskParameter("reward shares");
+            revert FedLedgerInvalidTaskParameter(TaskParameter.RewardShares);
         }
     }
 }

@@ -428,7 +428,7 @@ def _errors(app: FastAPI, state: State) -> None:
 
     @app.exception_handler(ContractRevert)
     async def reverted(request: Request, exc: ContractRevert) -> Response:
-        return respond(request, 404 if exc.name.startswith("Unknown") else 400, str(exc))
+        return respond(request, 404 if exc.name.removeprefix("FedLedger").startswith("Unknown") else 400, str(exc))
 
     @app.exception_handler(StorageError)
     async def storage_error(request: Request, exc: StorageError) -> Response:

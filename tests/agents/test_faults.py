@@ -92,7 +92,7 @@ def test_a_miner_killed_and_restarted_resumes_without_voting_twice(devnet, w3, d
 def _bad_submitter(agent, kind: str):
     """Make a client upload something bad in place of its trained model."""
 
-    def train_and_submit(r: int) -> str:
+    def train(r: int) -> tuple[str, bytes, str, int]:
         cid, digest = agent.ledger.global_model(agent.task_id)
         w, _ = fetch_weights(agent.store, cid, digest, expected=None)
         meta = WeightsMeta(model_spec=agent.cfg.model_spec(), task=str(agent.task_id), round=r, producer=agent.address)
@@ -107,10 +107,9 @@ def _bad_submitter(agent, kind: str):
         else:  # a pickle, as torch.save would write: must never be unpickled
             data = pickle.dumps({k: v.numpy() for k, v in w.items()})
             digest = bytes.fromhex(sha256_hex(data))
-        agent.ledger.submit_model(agent.task_id, r, agent.store.put(data), digest, "", len(agent.x))
-        return f"submitted bad r{r}"
+        return agent.store.put(data), digest, "", len(agent.x)
 
-    agent.train_and_submit = train_and_submit
+    agent._train = train
 
 
 def test_tampered_nan_and_pickle_submissions_are_rejected_and_the_round_finalises(devnet, w3, deployed, tmp_path: Path):

@@ -99,7 +99,7 @@ def test_a_task_without_peer_validation_skips_commit_and_reveal_and_still_audits
     assert ri.phase == Phase.FINALISED and ri.committed == 0 and ri.revealed == 0
     assert fl.events("ScoresCommitted", taskId=task_id) == []
     phases = [Phase(e["phase"]) for e in fl.events("PhaseChanged", taskId=task_id)]
-    assert phases == [Phase.TRAIN, Phase.AGGREGATE, Phase.FINALISED]
+    assert phases == [Phase.TRAIN, Phase.SUBMIT, Phase.AGGREGATE, Phase.FINALISED]
     assert _owner_bits(fl, task_id, ri.accepted, clients) == {0, 1, 2}  # BVFB needs no peer scores
     recorded = fl.proposals(task_id, 1)[ri.result]
     assert compute_round(fl, store, task_id, 1).proposal == recorded  # what `audit` checks

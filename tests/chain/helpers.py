@@ -5,7 +5,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
-from fedledger.core.chain import FedLedger, Mechanism, TaskSpec, devnet_account, encode_scores, score_commitment
+from fedledger.core.chain import (
+    FedLedger, Mechanism, Phase, TaskSpec, devnet_account, encode_scores, model_commitment, score_commitment,
+)  # fmt: skip
 
 ETH = 10**18
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -35,9 +37,24 @@ class Task:
     miners: list[FedLedger]
     salts: dict[int, bytes] = field(default_factory=dict)
 
-    def submit_all(self, round_: int, who: list[int] | None = None) -> None:
+    def model(self, i: int, round_: int) -> tuple[str, bytes, str, int, bytes]:
+        """Client i's (weightsCID, digest, behaviourCID, nSamples, salt) in a round."""
+        return CID, digest(i + 1), CID, 1000 + i, bytes([i + 1, round_]) * 16
+
+    def commit_models(self, round_: int, who: list[int] | None = None) -> None:
         for i in who if who is not None else range(len(self.clients)):
-            self.clients[i].submit_model(self.task_id, round_, CID, digest(i + 1), CID, 1000 + i)
+            c = self.clients[i]
+            c.commit_model(self.task_id, round_, model_commitment(self.task_id, round_, c.sender, *self.model(i, round_)))
+
+    def reveal_models(self, round_: int, who: list[int] | None = None) -> None:
+        for i in who if who is not None else range(len(self.clients)):
+            self.clients[i].submit_model(self.task_id, round_, *self.model(i, round_))
+
+    def submit_all(self, round_: int, who: list[int] | None = None) -> None:
+        """Commit to the models of `who`; once the train phase closed, reveal them."""
+        self.commit_models(round_, who)
+        if self.fl.round_info(self.task_id, round_).phase == Phase.SUBMIT:
+            self.reveal_models(round_, who)
 
     def scores(self) -> bytes:
         return encode_scores([8000 + i for i in range(len(self.clients))])

@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
 from fedledger.deploy.deployer import deploy
-from fedledger.core.chain import ContractRevert, FedLedger, Mechanism, Phase, Proposal, devnet_account, encode_scores, score_commitment
+from fedledger.core.chain import (
+    ContractRevert, FedLedger, Mechanism, Phase, Proposal, devnet_account, encode_scores, model_commitment, score_commitment,
+)  # fmt: skip
 from tests.chain.helpers import CID, ETH, digest, increase_time, spec
 
 CLIENTS = [1, 2, 3, 4]
@@ -84,8 +86,8 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
         def start(self, k, who):
             self._try(self.as_[who].start_task, self._task(k))
 
-        @rule(k=st.integers(0, 5))
-        def play_round(self, k):
+        @rule(k=st.integers(0, 5), vote=st.sampled_from([True, True, True, False]))
+        def play_round(self, k, vote=True):
             """Every client submits, commits, reveals; the committee proposes the full set."""
             if self.fl.task_count() == 0:
                 return
@@ -96,8 +98,12 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
                 return
             clients = self.fl.clients(t)
             idx = {self.as_[c].sender: c for c in CLIENTS}
+            model = (CID, digest(1), CID, 10, b"\2" * 32)
             for a in clients:
-                self._try(self.as_[idx[a]].submit_model, t, r, CID, digest(1), CID, 10)
+                c = self.as_[idx[a]]
+                self._try(c.commit_model, t, r, model_commitment(t, r, c.sender, *model))
+            for a in clients:
+                self._try(self.as_[idx[a]].submit_model, t, r, *model)
             rinfo = self.fl.round_info(t, r)
             n = rinfo.n_clients
             scores = encode_scores([5000] * n)
@@ -112,12 +118,14 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
             p = Proposal(CID, digest(2), rinfo.submitted, tuple([500_000] * n), 1 if rinfo.submitted & 1 else 0,
                          rinfo.selected or 1)  # fmt: skip
             miners = {self.as_[m].sender: m for m in MINERS}
+            if not vote:  # the committee stays silent: failing the round at its deadline slashes it
+                return
             for member in rinfo.committee:
                 self._try(self.as_[miners[member]].propose, t, r, p)
             if self.fl.round_info(t, r).phase == Phase.FINALISED:
                 finalised.append((t, r))
 
-        @rule(k=st.integers(0, 5), seconds=st.sampled_from([10, 60, 200]))
+        @rule(k=st.integers(0, 5), seconds=st.sampled_from([10, 60, 200, 8 * 86400]))
         def wait_and_advance(self, k, seconds):
             increase_time(w3, seconds)
             self._try(self.fl.advance, self._task(k))

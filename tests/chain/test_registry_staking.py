@@ -45,7 +45,7 @@ def test_stake_unstake_withdraw(fl):
         miner.stake(ETH // 2)
     miner.stake(ETH)
     miner.stake(ETH)  # top up
-    assert miner.stake_of(miner.sender) == {"amount": 2 * ETH, "unlock_at": 0, "active": True}
+    assert miner.stake_of(miner.sender) == {"amount": 2 * ETH, "unlock_at": 0, "active": True, "duty_until": 0}
     assert fl.active_miners() == ([miner.sender], [2 * ETH])
     with pytest.raises(ContractRevert, match="NotStaked"):
         miner.withdraw_stake()  # must request first
@@ -78,10 +78,11 @@ def test_committee_draw_is_reproducible_off_chain(fl):
             assert len(set(on_chain)) == len(on_chain) == min(size, len(miners))
 
 
-def test_round_committee_follows_the_seed_at_round_open(fl):
+def test_round_committee_follows_the_seed_when_the_models_are_revealed(fl):
     task = running_task(fl, n_miners=6, committee=3)
+    task.submit_all(1)
     info = fl.round_info(task.task_id, 1)
-    (opened,) = fl.events("RoundOpened", taskId=task.task_id)
-    miners, stakes = fl.active_miners(block=opened["block_number"])
+    (drawn,) = fl.events("CommitteeDrawn", taskId=task.task_id)
+    miners, stakes = fl.active_miners(block=drawn["block_number"])
     assert list(info.committee) == draw_committee(info.seed, miners, stakes, 3)
-    assert list(opened["committee"]) == list(info.committee)
+    assert list(drawn["committee"]) == list(info.committee) and bytes(drawn["seed"]) == info.seed

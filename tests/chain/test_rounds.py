@@ -2,8 +2,10 @@
 
 import pytest
 
-from fedledger.core.chain import ContractRevert, Phase, Proposal, TaskStatus, devnet_account, encode_scores, score_commitment
-from fedledger.core.chain.types import REP_SCALE
+from fedledger.core.chain import (
+    ContractRevert, Phase, Proposal, TaskStatus, devnet_account, encode_scores, model_commitment, score_commitment,
+)  # fmt: skip
+from fedledger.core.chain.types import REP_SCALE, ProposalField
 from fedledger.core.chain import Mechanism
 from tests.chain.helpers import CID, ETH, digest, increase_time, running_task, spec
 
@@ -22,9 +24,15 @@ def test_a_full_round_closes_each_phase_early_and_pays_rewards(fl):
     task = running_task(fl, n_clients=3, n_miners=3, committee=3)
     t = task.task_id
     info = fl.round_info(t, 1)
-    assert info.phase == Phase.TRAIN and info.selected == 0b111 and len(info.committee) == 3
-    task.submit_all(1)
-    assert fl.round_info(t, 1).phase == Phase.COMMIT  # every selected client acted: no waiting
+    assert info.phase == Phase.TRAIN and info.selected == 0b111
+    assert info.committee == () and info.seed == b"\0" * 32  # drawn once the models are revealed
+    task.commit_models(1)
+    info = fl.round_info(t, 1)
+    assert info.phase == Phase.SUBMIT and info.models_committed == 0b111 and info.submitted == 0
+    assert fl.submissions(t, 1) == []  # nobody has seen a model yet
+    task.reveal_models(1)
+    info = fl.round_info(t, 1)
+    assert info.phase == Phase.COMMIT and len(info.committee) == 3  # every selected client acted: no waiting
     assert [s.index for s in fl.submissions(t, 1)] == [0, 1, 2]
     assert fl.submissions(t, 1)[1].digest == digest(2)
     task.commit_all(1)
@@ -79,29 +87,73 @@ def test_top_n_selection_by_reputation(fl):
     # self-assessment 5000+100*i: clients 3 and 2 have the highest reputations
     assert fl.round_info(task.task_id, 1).selected == 0b1100
     with pytest.raises(ContractRevert, match="NotSelected"):
-        task.clients[0].submit_model(task.task_id, 1, CID, digest(1), CID, 10)
+        task.clients[0].commit_model(task.task_id, 1, b"\1" * 32)
 
 
 def test_submit_rejections(fl):
-    task = running_task(fl, n_clients=2)
+    task = running_task(fl, n_clients=3)
     t, c = task.task_id, task.clients[0]
     stranger = fl.as_account(devnet_account(60))
     with pytest.raises(ContractRevert, match="NotRegistered"):
-        stranger.submit_model(t, 1, CID, digest(1), CID, 10)
-    for bad in [("", digest(1), 10), (CID, b"\0" * 32, 10), (CID, digest(1), 0)]:
-        with pytest.raises(ContractRevert, match="InvalidSubmission"):
-            c.submit_model(t, 1, bad[0], bad[1], CID, bad[2])
+        stranger.commit_model(t, 1, b"\1" * 32)
+    with pytest.raises(ContractRevert, match="InvalidSubmission"):
+        c.commit_model(t, 1, b"\0" * 32)
     with pytest.raises(ContractRevert, match="WrongPhase"):
-        c.submit_model(t, 2, CID, digest(1), CID, 10)  # round 2 is not open
-    c.submit_model(t, 1, CID, digest(1), CID, 10)
-    with pytest.raises(ContractRevert, match="AlreadySubmitted"):
-        c.submit_model(t, 1, CID, digest(9), CID, 10)
+        c.commit_model(t, 2, b"\1" * 32)  # round 2 is not open
+    task.commit_models(1, who=[0])
+    with pytest.raises(ContractRevert, match="AlreadyCommitted"):
+        task.commit_models(1, who=[0])
+    with pytest.raises(ContractRevert, match="WrongPhase"):
+        task.reveal_models(1, who=[0])  # no reveal before every selected owner committed (or the deadline)
     with pytest.raises(ContractRevert, match="WrongPhase"):
         c.commit_scores(t, 1, b"\1" * 32)  # still training
+    task.commit_models(1, who=[1])
     increase_time(fl.w3, 601)
-    with pytest.raises(ContractRevert, match="DeadlinePassed"):  # late submission
-        task.clients[1].submit_model(t, 1, CID, digest(2), CID, 10)
+    with pytest.raises(ContractRevert, match="DeadlinePassed"):  # late commitment
+        task.commit_models(1, who=[2])
+    fl.advance(t)
+    assert fl.round_info(t, 1).phase == Phase.SUBMIT and fl.round_info(t, 1).models_committed == 0b011
+    with pytest.raises(ContractRevert, match="NotCommitted"):
+        task.clients[2].submit_model(t, 1, *task.model(2, 1))
+    cid, d, bcid, n, salt = task.model(0, 1)
+    for bad in [("", d, n), (cid, b"\0" * 32, n), (cid, d, 0)]:
+        with pytest.raises(ContractRevert, match="InvalidSubmission"):
+            c.submit_model(t, 1, bad[0], bad[1], bcid, bad[2], salt)
+    for changed in [(cid, digest(9), bcid, n, salt), (cid, d, "bafy-other", n, salt), (cid, d, bcid, n + 1, salt),
+                    (cid, d, bcid, n, b"\x09" * 32)]:  # fmt: skip
+        with pytest.raises(ContractRevert, match="CommitmentMismatch"):
+            c.submit_model(t, 1, *changed)
+    task.reveal_models(1, who=[0])
+    with pytest.raises(ContractRevert, match="AlreadySubmitted"):
+        task.reveal_models(1, who=[0])
+    increase_time(fl.w3, 121)
+    with pytest.raises(ContractRevert, match="DeadlinePassed"):  # late reveal
+        task.reveal_models(1, who=[1])
+    fl.advance(t)
+    assert fl.round_info(t, 1).phase == Phase.COMMIT and fl.round_info(t, 1).submitted == 0b001
     assert [s.client for s in fl.submissions(t, 1)] == [c.sender]  # nothing else recorded
+
+
+def test_a_model_is_bound_to_its_producer_a_copycat_cannot_claim_it(fl):
+    """Issue 23, hole 2: a free rider re-submitting a peer's model. Models are committed before any
+    is revealed, and the commitment includes the sender: a copied commitment opens for nobody else,
+    and a model revealed later cannot be claimed (every commitment is already in)."""
+    task = running_task(fl, n_clients=2)
+    t = task.task_id
+    honest, copycat = task.clients
+    theirs = task.model(0, 1)
+    commitment = model_commitment(t, 1, honest.sender, *theirs)
+    assert fl.contract.functions.modelCommitment(t, 1, honest.sender, *theirs).call() == commitment
+    honest.commit_model(t, 1, commitment)
+    copycat.commit_model(t, 1, commitment)  # copies the honest owner's commitment (all it can see)
+    assert fl.round_info(t, 1).phase == Phase.SUBMIT
+    honest.submit_model(t, 1, *theirs)  # now the CID is public
+    with pytest.raises(ContractRevert, match="CommitmentMismatch"):
+        copycat.submit_model(t, 1, *theirs)  # the commitment names the honest owner
+    increase_time(fl.w3, 121)
+    fl.advance(t)
+    assert fl.round_info(t, 1).submitted == 0b01
+    assert [s.client for s in fl.submissions(t, 1)] == [honest.sender]
 
 
 def test_commit_reveal_rejections(fl):
@@ -112,6 +164,7 @@ def test_commit_reveal_rejections(fl):
         fl.advance(t)
     increase_time(fl.w3, 601)
     fl.advance(t)  # client 2 crashed: the round goes on without it
+    task.reveal_models(1, who=[0, 1])
     assert fl.round_info(t, 1).phase == Phase.COMMIT
     with pytest.raises(ContractRevert, match="NotASubmitter"):
         task.clients[2].commit_scores(t, 1, b"\1" * 32)
@@ -162,7 +215,8 @@ def test_votes_need_committee_membership_once_and_a_consistent_proposal(fl):
     t = task.task_id
     task.submit_all(1, who=[0])
     increase_time(fl.w3, 601)
-    fl.advance(t)  # train -> commit (client 1 never submitted)
+    fl.advance(t)  # train -> submit (client 1 never committed)
+    task.reveal_models(1, who=[0])  # -> commit
     increase_time(fl.w3, 121)
     fl.advance(t)  # nobody committed: straight to aggregate
     info = fl.round_info(t, 1)
@@ -172,15 +226,15 @@ def test_votes_need_committee_membership_once_and_a_consistent_proposal(fl):
     with pytest.raises(ContractRevert, match="NotInCommittee"):
         outsider.propose(t, 1, proposal(task, accepted=0b01))
     for bad, what in [
-        (proposal(task, accepted=0b11), "accepted"),  # client 1 submitted nothing
-        (proposal(task, accepted=0b01, winner=2), "winner"),
-        (proposal(task, accepted=0b01, reputations=(1,)), "reputations"),
-        (proposal(task, accepted=0b01, next_selection=0b100), "nextSelection"),
-        (proposal(task, accepted=0b01, global_cid=""), "global model"),
+        (proposal(task, accepted=0b11), ProposalField.ACCEPTED),  # client 1 submitted nothing
+        (proposal(task, accepted=0b01, winner=2), ProposalField.WINNER),
+        (proposal(task, accepted=0b01, reputations=(1,)), ProposalField.REPUTATIONS),
+        (proposal(task, accepted=0b01, next_selection=0b100), ProposalField.NEXT_SELECTION),
+        (proposal(task, accepted=0b01, global_cid=""), ProposalField.GLOBAL_MODEL),
     ]:
         with pytest.raises(ContractRevert) as exc:
             member.propose(t, 1, bad)
-        assert exc.value.name == "InvalidProposal" and exc.value.args_["what"] == what
+        assert exc.value.name == "FedLedgerInvalidProposal" and exc.value.args_["what"] is what
     member.propose(t, 1, proposal(task, accepted=0b01))  # a committee of one: finalised at once
     assert fl.round_info(t, 1).phase == Phase.FINALISED
     with pytest.raises(ContractRevert, match="WrongPhase"):
@@ -242,6 +296,7 @@ def test_without_peer_validation_a_round_goes_from_train_to_aggregate(fl):
     task.submit_all(2, who=[0, 2])
     increase_time(fl.w3, 601)
     fl.advance(t)
+    task.reveal_models(2, who=[0, 2])
     info = fl.round_info(t, 2)
     assert info.phase == Phase.AGGREGATE and info.submitted == 0b101
     with pytest.raises(ContractRevert, match="WrongPhase"):

@@ -3,6 +3,7 @@
 import pytest
 
 from fedledger.core.chain import ContractRevert, Mechanism, TaskStatus, devnet_account
+from fedledger.core.chain.types import TaskParameter
 from tests.chain.helpers import ETH, increase_time, running_task, spec
 
 
@@ -24,27 +25,28 @@ def test_publish_rejects_wrong_escrow(fl):
     fn = fl.prepare("publishTask", spec().to_abi(), Mechanism().to_abi())
     with pytest.raises(ContractRevert) as exc:
         fl.transactor.transact(fn, value=ETH)  # two rounds need 2 ETH
-    assert exc.value.name == "EscrowMismatch" and exc.value.args_ == {"sent": ETH, "required": 2 * ETH}
+    assert exc.value.name == "FedLedgerEscrowMismatch" and exc.value.args_ == {"sent": ETH, "required": 2 * ETH}
 
 
 @pytest.mark.parametrize(
     ("spec_kw", "mech_kw", "what"),
     [
-        ({"rounds": 0}, {}, "rounds"),
-        ({"initial_weights_cid": ""}, {}, "initialWeightsCID"),
-        ({"initial_digest": b"\0" * 32}, {}, "initialDigest"),
-        ({"train_duration": 0}, {}, "durations"),
-        ({}, {"committee_size": 0}, "committeeSize"),
-        ({}, {"quorum_bps": 5000}, "quorumBps"),
-        ({}, {"selection_rule": 1, "selection_n": 0}, "selectionN"),
-        ({}, {"client_share_bps": 9000, "winner_share_bps": 2000}, "reward shares"),
+        ({"rounds": 0}, {}, TaskParameter.ROUNDS),
+        ({"initial_weights_cid": ""}, {}, TaskParameter.INITIAL_WEIGHTS_CID),
+        ({"initial_digest": b"\0" * 32}, {}, TaskParameter.INITIAL_DIGEST),
+        ({"train_duration": 0}, {}, TaskParameter.DURATIONS),
+        ({}, {"committee_size": 0}, TaskParameter.COMMITTEE_SIZE),
+        ({}, {"committee_size": 65}, TaskParameter.COMMITTEE_SIZE),  # committee loops stay bounded
+        ({}, {"quorum_bps": 5000}, TaskParameter.QUORUM_BPS),
+        ({}, {"selection_rule": 1, "selection_n": 0}, TaskParameter.SELECTION_N),
+        ({}, {"client_share_bps": 9000, "winner_share_bps": 2000}, TaskParameter.REWARD_SHARES),
     ],
 )
 def test_publish_rejects_invalid_parameters(fl, spec_kw, mech_kw, what):
     s = spec(**spec_kw)
     with pytest.raises(ContractRevert) as exc:
         fl.publish_task(s, Mechanism(**mech_kw))
-    assert exc.value.name == "InvalidTaskParameter" and exc.value.args_["what"] == what
+    assert exc.value.name == "FedLedgerInvalidTaskParameter" and exc.value.args_["what"] is what
 
 
 def test_cancel_before_start_refunds_requester(fl):

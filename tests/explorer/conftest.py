@@ -17,7 +17,7 @@ import pytest
 from safetensors.numpy import save as st_save
 
 from fedledger.deploy.devnet import free_port
-from fedledger.core.chain import FedLedger, Proposal, devnet_account, encode_scores, score_commitment
+from fedledger.core.chain import FedLedger, Proposal, devnet_account, encode_scores, model_commitment, score_commitment
 from fedledger.core.chain.types import REP_SCALE
 from fedledger.core.storage import EmbeddedStore
 from tests.chain.helpers import Task, running_task
@@ -52,11 +52,15 @@ def play_round(dep: Deployment, task: Task, r: int, *, upto: str = "final") -> N
     votes for the same proposal (BAD rejected, best-scored client wins). `upto` stops early."""
     t = task.task_id
     n = len(task.clients)
+    models = {}
     for i, c in enumerate(task.clients):
         data = weights(t, r, c.sender)
         cid = dep.store.put(data)
         behaviour = dep.store.put(weights(t, r, "behaviour " + c.sender))
-        c.submit_model(t, r, cid, hashlib.sha256(data).digest(), behaviour, 1000 + 10 * i)
+        models[i] = (cid, hashlib.sha256(data).digest(), behaviour, 1000 + 10 * i, bytes([i + 1, r, 7]) + bytes(29))
+        c.commit_model(t, r, model_commitment(t, r, c.sender, *models[i]))
+    for i, c in enumerate(task.clients):
+        c.submit_model(t, r, *models[i])
     if upto == "submit":
         return
     salts = {}

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import requests
+from eth_abi import encode
 from eth_utils import keccak
 from web3 import Web3
 from web3.types import RPCEndpoint
@@ -53,6 +54,15 @@ def score_commitment(task_id: int, round_: int, client: str, scores: bytes, salt
     """keccak256(abi.encodePacked(taskId, round, client, scores, salt)), as the contract computes it."""
     packed = task_id.to_bytes(32, "big") + round_.to_bytes(4, "big") + bytes.fromhex(client[2:]) + scores + salt
     return keccak(packed)
+
+
+def model_commitment(
+    task_id: int, round_: int, client: str, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int, salt: bytes
+) -> bytes:
+    """keccak256(abi.encode(taskId, round, client, weightsCID, digest, behaviourCID, nSamples, salt)),
+    as the contract's `modelCommitment`."""
+    return keccak(encode(["uint256", "uint32", "address", "string", "bytes32", "string", "uint32", "bytes32"],
+                         [task_id, round_, client, weights_cid, digest, behaviour_cid, n_samples, salt]))  # fmt: skip
 
 
 def draw_committee(seed: bytes, miners: Sequence[str], stakes: Sequence[int], size: int) -> list[str]:
@@ -100,10 +110,15 @@ class FedLedger(Binding):
     def register(self, task_id: int, self_assessment: Sequence[int], n_samples: int) -> Receipt:
         return self._send("register", task_id, list(self_assessment), n_samples)
 
+    def commit_model(self, task_id: int, round_: int, commitment: bytes) -> Receipt:
+        """Train phase: commit to this round's model (see `model_commitment`)."""
+        return self._send("commitModel", task_id, round_, commitment)
+
     def submit_model(
-        self, task_id: int, round_: int, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int
+        self, task_id: int, round_: int, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int, salt: bytes
     ) -> Receipt:
-        return self._send("submitModel", task_id, round_, weights_cid, digest, behaviour_cid, n_samples)
+        """Submit phase: reveal the committed model."""
+        return self._send("submitModel", task_id, round_, weights_cid, digest, behaviour_cid, n_samples, salt)
 
     def commit_scores(self, task_id: int, round_: int, commitment: bytes) -> Receipt:
         return self._send("commitScores", task_id, round_, commitment)
@@ -178,8 +193,8 @@ class FedLedger(Binding):
         return int(self._call("creditOf", who))
 
     def stake_of(self, miner: str) -> dict[str, int]:
-        amount, unlock_at, index1 = self._call("stakeOf", miner)
-        return {"amount": amount, "unlock_at": unlock_at, "active": index1 > 0}
+        amount, unlock_at, index1, duty_until = self._call("stakeOf", miner)
+        return {"amount": amount, "unlock_at": unlock_at, "active": index1 > 0, "duty_until": duty_until}
 
     def active_miners(self, block: int | str = "latest") -> tuple[list[str], list[int]]:
         miners, stakes = self._call("activeMiners", block=block)
@@ -215,6 +230,13 @@ class FedLedger(Binding):
                 )  # fmt: skip
             )
         return out
+
+    def commit_order(self, task_id: int, round_: int, *, from_block: int = 0) -> dict[str, tuple[int, int]]:
+        """Client address -> (block, log index) of its model commitment in a round: who committed first."""
+        return {
+            e["client"]: (int(e["block_number"]), int(e["log_index"]))
+            for e in self.events("ModelCommitted", from_block=from_block, taskId=task_id, round=round_)
+        }
 
     def revealed_scores(self, task_id: int, round_: int, *, from_block: int = 0) -> dict[int, list[int]]:
         """Client index -> revealed score vector (bps per client index) for a round."""

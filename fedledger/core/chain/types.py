@@ -24,12 +24,53 @@ class TaskStatus(IntEnum):
 
 class Phase(IntEnum):
     NONE = 0
-    TRAIN = 1
-    COMMIT = 2
-    REVEAL = 3
-    AGGREGATE = 4
-    FINALISED = 5
-    FAILED = 6
+    TRAIN = 1  # selected owners train and commit to their models
+    SUBMIT = 2  # ... and reveal them (CIDs, digest)
+    COMMIT = 3
+    REVEAL = 4
+    AGGREGATE = 5
+    FINALISED = 6
+    FAILED = 7
+
+
+class FailReason(IntEnum):
+    """Why a round failed (`RoundFailed.reason`)."""
+
+    NO_MODEL = 0
+    NO_COMMITTEE = 1
+    NO_QUORUM = 2
+
+
+class ProposalField(IntEnum):
+    """The field a rejected proposal got wrong (`FedLedgerInvalidProposal.what`)."""
+
+    GLOBAL_MODEL = 0
+    ACCEPTED = 1
+    WINNER = 2
+    REPUTATIONS = 3
+    NEXT_SELECTION = 4
+
+
+class TaskParameter(IntEnum):
+    """The task parameter out of range (`FedLedgerInvalidTaskParameter.what`)."""
+
+    ROUNDS = 0
+    MIN_CLIENTS = 1
+    INITIAL_WEIGHTS_CID = 2
+    INITIAL_DIGEST = 3
+    DURATIONS = 4
+    COMMITTEE_SIZE = 5
+    QUORUM_BPS = 6
+    SELECTION_RULE = 7
+    SELECTION_N = 8
+    DP_MECHANISM = 9
+    REWARD_SHARES = 10
+
+
+#: Solidity enums that custom errors and events carry, by name (ABI `internalType` "enum X.Name").
+ENUMS: dict[str, type[IntEnum]] = {
+    "Phase": Phase, "ProposalField": ProposalField, "TaskParameter": TaskParameter, "FailReason": FailReason,
+}  # fmt: skip
 
 
 class DPMechanism(IntEnum):
@@ -134,21 +175,23 @@ class RoundInfo:
     opened_at: int
     n_clients: int
     selected: int
-    submitted: int
-    committed: int
+    models_committed: int  # owners that committed to a model (train phase)
+    submitted: int  # ... and revealed it (submit phase)
+    committed: int  # score commitments
     revealed: int
     accepted: int
     winner: int
-    seed: bytes
+    seed_block: int  # the seed is this block's hash, fixed when the submit phase closes
+    seed: bytes  # zero until then
     result: bytes
-    committee: tuple[str, ...] = field(default_factory=tuple)
+    committee: tuple[str, ...] = field(default_factory=tuple)  # drawn when the submit phase closes
 
     @classmethod
     def from_abi(cls, t: Any) -> RoundInfo:
         v = list(t)
         v[0] = Phase(v[0])
-        v[10], v[11] = bytes(v[10]), bytes(v[11])
-        v[12] = tuple(v[12])
+        v[12], v[13] = bytes(v[12]), bytes(v[13])
+        v[14] = tuple(v[14])
         return cls(*v)
 
 

@@ -156,28 +156,63 @@ def reputations_before(ledger: FedLedger, task_id: int, round_: int, opened_bloc
     return reps
 
 
+#: A submission whose update (weights minus the round's global model), or behaviour model, lies
+#: within this relative L2 distance of an earlier committer's is a copy (a re-serialised copy, or a
+#: copy plus small noise); honest owners training on their own data are far apart (> 0.2).
+NEAR_DUPLICATE = 0.05
+
+
 def load_updates(
     ledger: FedLedger, store: Store, task_id: int, round_: int, global_w: StateDict
 ) -> tuple[list[ClientUpdate], dict[int, str]]:
-    """Every submission of the round as a ClientUpdate; bad ones go to `rejected` with the reason."""
+    """Every submission of the round as a ClientUpdate; bad ones go to `rejected` with the reason.
+
+    A model is bound to its producer: its weights' (and behaviour model's) metadata must name the
+    submitting address, and a model that duplicates, exactly or nearly (`NEAR_DUPLICATE`), the
+    model of an owner that committed earlier is rejected: the earlier committer keeps it. The
+    commitment order is on chain (`ModelCommitted`), and nobody can commit to a model before its
+    owner reveals it, so the first committer of a model is its producer."""
     expected = spec_of(global_w)
     pace_spec = {k: v for k, v in expected.items() if v[1].is_floating_point}
     updates, rejected = [], {}
-    for s in ledger.submissions(task_id, round_):
+    order = {a.lower(): pos for a, pos in ledger.commit_order(task_id, round_).items()}
+    subs = sorted(ledger.submissions(task_id, round_), key=lambda s: (order.get(s.client.lower(), (1 << 62, 0)), s.index))
+    kept: list[tuple[int, StateDict, StateDict | None]] = []  # (index, update, pace) of accepted inputs
+    for s in subs:
         try:
-            weights, _ = fetch_weights(store, s.weights_cid, s.digest, expected)
+            weights, meta = fetch_weights(store, s.weights_cid, s.digest, expected)
+            _check_producer(meta, s.client, "weights")
             pace = None
             if s.behaviour_cid:
                 data = store.get(s.behaviour_cid)
-                loaded, _ = loads(data, expected=pace_spec)
+                loaded, pace_meta = loads(data, expected=pace_spec)
                 pace = OrderedDict(loaded)
+                _check_producer(pace_meta, s.client, "behaviour model")
+            delta = OrderedDict((k, weights[k].double() - global_w[k].double()) for k in global_w if weights[k].is_floating_point())
+            for index, other_delta, other_pace in kept:
+                if _near(delta, other_delta) or (pace is not None and other_pace is not None and _near(pace, other_pace)):
+                    raise BadInput(f"model duplicates client {index}'s, committed earlier")
+            kept.append((s.index, delta, pace))
             updates.append(ClientUpdate(s.index, OrderedDict((k, weights[k]) for k in global_w), s.n_samples, pace=pace))
         except DaemonUnavailable:
             raise  # an outage must not turn every submission into a rejected one
         except (BadInput, StorageError, WeightsError) as exc:
             rejected[s.index] = str(exc)
             log.warning("round %d: rejected client %d: %s", round_, s.index, exc)
+    updates.sort(key=lambda u: u.client_id)
     return updates, rejected
+
+
+def _check_producer(meta: WeightsMeta, client: str, what: str) -> None:
+    if meta.producer.lower() != client.lower():
+        raise BadInput(f"{what} produced by {meta.producer}, submitted by {client}")
+
+
+def _near(a: StateDict, b: StateDict) -> bool:
+    """Whether two updates are (nearly) the same: ||a - b|| <= NEAR_DUPLICATE * max(||a||, ||b||)."""
+    diff = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a) ** 0.5
+    norm = max(sum(float((a[k].double() ** 2).sum()) for k in a), sum(float((b[k].double() ** 2).sum()) for k in b)) ** 0.5
+    return diff <= NEAR_DUPLICATE * norm
 
 
 def defence_from(cfg: TaskConfig, n_submitted: int) -> Any:
