@@ -18,7 +18,8 @@ from fedledger.deploy import devnet
 from fedledger.deploy.deployer import deploy
 from fedledger.core.chain.transport import request
 from fedledger.core.chain import (
-    FedLedger, Mechanism, Proposal, TaskSpec, connect, devnet_account, encode_scores, model_commitment, score_commitment,
+    FedLedger, Mechanism, Proposal, TaskSpec, connect, devnet_account, encode_scores, model_commitment,
+    score_commitment,
 )  # fmt: skip
 from fedledger.core.paths import project_root
 
@@ -68,7 +69,8 @@ def measure(n_clients: int, committee: int) -> tuple[dict[str, list[int]], dict[
             gas["advance (train -> failed, next round)"].append(fl.advance(task_id).gas_used)
             gas["reclaimEscrow"].append(fl.reclaim_escrow(task_id).gas_used)
             # a task without peer validation: train (commit model) -> submit (reveal) -> aggregate
-            t_np, _ = fl.publish_task(spec, Mechanism(defence="fedavg", committee_size=committee, peer_validation=False))
+            no_pv = Mechanism(defence="fedavg", committee_size=committee, peer_validation=False)
+            t_np, _ = fl.publish_task(spec, no_pv)
             for c in clients:
                 c.register(t_np, [5000, 6000, 7000], 3000)
             fl.start_task(t_np)
@@ -98,7 +100,8 @@ def _models(gas: dict[str, list[int]], task_id: int, clients: list[FedLedger], l
     for i, c in enumerate(clients):
         d = hashlib.sha256(f"model {i}".encode()).digest()
         models[i] = (CID, d, CID, 3000, os.urandom(32))
-        gas["commitModel" + label].append(c.commit_model(task_id, 1, model_commitment(task_id, 1, c.sender, *models[i])).gas_used)
+        commitment = model_commitment(task_id, 1, c.sender, *models[i])
+        gas["commitModel" + label].append(c.commit_model(task_id, 1, commitment).gas_used)
     for i, c in enumerate(clients):
         gas["submitModel" + label].append(c.submit_model(task_id, 1, *models[i]).gas_used)
 
@@ -128,8 +131,9 @@ def main() -> None:
     lines += [
         "",
         f"**One client's transactions in one round** (medians): commit model + reveal model + commit scores + "
-        f"reveal scores = {per_client['commitModel']:,} + {per_client['submitModel']:,} + {per_client['commitScores']:,} + "
-        f"{per_client['revealScores']:,} = **{total:,} gas** with peer validation (goal <= 150,000); "
+        f"reveal scores = {per_client['commitModel']:,} + {per_client['submitModel']:,} + "
+        f"{per_client['commitScores']:,} + {per_client['revealScores']:,} = **{total:,} gas** with peer validation "
+        f"(goal <= 150,000); "
         f"{per_client['commitModel (no peer validation)']:,} + {per_client['submitModel (no peer validation)']:,} = "
         f"**{total_np:,} gas** without (goal <= 80,000). Before models were bound to their producers (one "
         f"`submitModel` with the CIDs, no model commitment) it was 38,622 + 38,277 + 40,942 = 117,841.",

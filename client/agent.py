@@ -154,9 +154,24 @@ class ClientAgent:
         return f"committed model r{r}"
 
     def submit(self, r: int) -> str:
-        """Reveal the committed model (after a restart, the deterministic training is redone)."""
-        weights_cid, digest, behaviour_cid, n = self._model_for(r)
-        self.ledger.submit_model(self.task_id, r, weights_cid, digest, behaviour_cid, n, self._secret("model salt", r))
+        """Reveal the committed model. After a restart the (seeded, deterministic) training is
+        redone, without counting its privacy spend twice."""
+        if r not in self._models:
+            accountant, epsilon, self.accountant = self.accountant, self.epsilon, None
+            try:
+                self._models[r] = self._train(r)
+            finally:
+                self.accountant, self.epsilon = accountant, epsilon
+        weights_cid, digest, behaviour_cid, n = self._models[r]
+        try:
+            salt = self._secret("model salt", r)
+            self.ledger.submit_model(self.task_id, r, weights_cid, digest, behaviour_cid, n, salt)
+        except ContractRevert as exc:
+            if exc.name != "FedLedgerCommitmentMismatch":
+                raise
+            log.warning("client %d: the model retrained after a restart differs from the committed one: "
+                        "round %d goes on without it", self.k, r)  # fmt: skip
+            return "idle"
         return f"submitted r{r}"
 
     def _model_for(self, r: int) -> tuple[str, bytes, str, int]:

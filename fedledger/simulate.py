@@ -199,7 +199,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         for p in procs:
             p.wait(timeout=120)
         gas_total, by_fn = gas_used(base, start_block)
-        client_fns = ("submitModel", "commitScores", "revealScores")
+        client_fns = ("commitModel", "submitModel", "commitScores", "revealScores")
         client_gas = sum(by_fn[f]["gas"] for f in client_fns if f in by_fn)
         client_rounds = sum(len(rr.submitted) for rr in rounds) or 1
         report = SimReport(

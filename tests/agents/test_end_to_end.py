@@ -21,7 +21,9 @@ def test_four_owners_two_as_processes_three_miners_bvfb_rejects_the_flipper(devn
         assert bad in r.rejected and r.accepted and bad not in r.accepted
         assert r.precision == 1.0 and r.recall == 1.0
     assert report.rounds[-1].accuracy > 0.8 > report.initial_accuracy  # it learned
-    assert report.gas_per_client_round < 130_000
+    # commit model + reveal model + commit scores + reveal scores (~159k, docs/results/gas.md), plus
+    # each phase closer's share: with 4 owners the last revealer's committee draw (~175k) adds ~45k
+    assert report.gas_per_client_round < 230_000
     assert Path(report.plot).stat().st_size > 0
     assert (tmp_path / "sim" / "client-0.log").exists()  # owners 0 and 1 ran as their own processes
 

@@ -44,7 +44,8 @@ class Task:
     def commit_models(self, round_: int, who: list[int] | None = None) -> None:
         for i in who if who is not None else range(len(self.clients)):
             c = self.clients[i]
-            c.commit_model(self.task_id, round_, model_commitment(self.task_id, round_, c.sender, *self.model(i, round_)))
+            commitment = model_commitment(self.task_id, round_, c.sender, *self.model(i, round_))
+            c.commit_model(self.task_id, round_, commitment)
 
     def reveal_models(self, round_: int, who: list[int] | None = None) -> None:
         for i in who if who is not None else range(len(self.clients)):

@@ -31,7 +31,8 @@ def _stake_many(fl, n: int) -> list:
         raws.append("0x" + bytes(a.sign_transaction(tx).raw_transaction).hex())
     hashes = []
     for k in range(0, n, 250):
-        hashes += [answer["result"] for answer in request_batch(fl.w3, [("eth_sendRawTransaction", [r]) for r in raws[k : k + 250]])]
+        answers = request_batch(fl.w3, [("eth_sendRawTransaction", [r]) for r in raws[k : k + 250]])
+        hashes += [answer["result"] for answer in answers]
     gas = []
     deadline = time.monotonic() + 300
     for h in hashes:

@@ -116,7 +116,8 @@ def run(deployment: Deployment) -> Run:
     )
     # a transaction that reverts on chain: sent with a fixed gas so estimation does not stop it
     c = task.clients[0]
-    fn = c.contract.functions.submitModel(task.task_id, 2, "bafkreibad", b"\x01" * 32, "", 5)  # web3 path: a raw revert
+    # web3 path: a raw revert
+    fn = c.contract.functions.submitModel(task.task_id, 2, "bafkreibad", b"\x01" * 32, "", 5, b"\0" * 32)
     tx = fn.build_transaction({"from": c.sender, "gas": 200_000, "nonce": c.w3.eth.get_transaction_count(c.sender),
                                "chainId": 31337, **c.transactor._fee_fields()})  # fmt: skip
     signed = c.account.sign_transaction(tx)

@@ -29,7 +29,7 @@ def test_task_rounds_scores_votes_and_payouts(client, run, deployment):
     assert {p["round"] for p in task["payouts"]} == {1, 2}
 
     r1 = task["rounds"][0]
-    assert [p["phase"] for p in r1["phases"]] == ["train", "commit", "reveal", "aggregate", "finalised"]
+    assert [p["phase"] for p in r1["phases"]] == ["train", "submit", "commit", "reveal", "aggregate", "finalised"]
     assert len(r1["submissions"]) == 4 and len(r1["commits"]) == 4 and len(r1["committee"]) == 3
     for s in r1["submissions"]:  # every CID downloads through the storage and matches its digest
         data = client.get(f"/ipfs/{s['weights_cid']}").content

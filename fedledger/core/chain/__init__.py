@@ -5,7 +5,9 @@ from fedledger.core.chain.contract import (
     FedLedger, connect, decode_scores, draw_committee, encode_scores, model_commitment, score_commitment,
 )  # fmt: skip
 from fedledger.core.chain.errors import ChainError, ContractRevert, TransactionFailed
-from fedledger.core.chain.types import Mechanism, Phase, Proposal, RoundInfo, Submission, TaskSpec, TaskStatus, bitmap, bits
+from fedledger.core.chain.types import (
+    Mechanism, Phase, Proposal, RoundInfo, Submission, TaskSpec, TaskStatus, bitmap, bits,
+)  # fmt: skip
 
 __all__ = [
     "ChainError", "ContractRevert", "FedLedger", "Mechanism", "Phase", "Proposal", "RoundInfo", "Submission",

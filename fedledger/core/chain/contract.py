@@ -57,7 +57,8 @@ def score_commitment(task_id: int, round_: int, client: str, scores: bytes, salt
 
 
 def model_commitment(
-    task_id: int, round_: int, client: str, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int, salt: bytes
+    task_id: int, round_: int, client: str, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int,
+    salt: bytes,
 ) -> bytes:
     """keccak256(abi.encode(taskId, round, client, weightsCID, digest, behaviourCID, nSamples, salt)),
     as the contract's `modelCommitment`."""
@@ -115,7 +116,8 @@ class FedLedger(Binding):
         return self._send("commitModel", task_id, round_, commitment)
 
     def submit_model(
-        self, task_id: int, round_: int, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int, salt: bytes
+        self, task_id: int, round_: int, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int,
+        salt: bytes,
     ) -> Receipt:
         """Submit phase: reveal the committed model."""
         return self._send("submitModel", task_id, round_, weights_cid, digest, behaviour_cid, n_samples, salt)

@@ -176,7 +176,8 @@ def load_updates(
     pace_spec = {k: v for k, v in expected.items() if v[1].is_floating_point}
     updates, rejected = [], {}
     order = {a.lower(): pos for a, pos in ledger.commit_order(task_id, round_).items()}
-    subs = sorted(ledger.submissions(task_id, round_), key=lambda s: (order.get(s.client.lower(), (1 << 62, 0)), s.index))
+    last = (1 << 62, 0)
+    subs = sorted(ledger.submissions(task_id, round_), key=lambda s: (order.get(s.client.lower(), last), s.index))
     kept: list[tuple[int, StateDict, StateDict | None]] = []  # (index, update, pace) of accepted inputs
     for s in subs:
         try:
@@ -188,12 +189,15 @@ def load_updates(
                 loaded, pace_meta = loads(data, expected=pace_spec)
                 pace = OrderedDict(loaded)
                 _check_producer(pace_meta, s.client, "behaviour model")
-            delta = OrderedDict((k, weights[k].double() - global_w[k].double()) for k in global_w if weights[k].is_floating_point())
+            delta = OrderedDict((k, weights[k].double() - global_w[k].double())
+                                for k in global_w if weights[k].is_floating_point())  # fmt: skip
             for index, other_delta, other_pace in kept:
-                if _near(delta, other_delta) or (pace is not None and other_pace is not None and _near(pace, other_pace)):
+                same_pace = pace is not None and other_pace is not None and _near(pace, other_pace)
+                if same_pace or _near(delta, other_delta):
                     raise BadInput(f"model duplicates client {index}'s, committed earlier")
             kept.append((s.index, delta, pace))
-            updates.append(ClientUpdate(s.index, OrderedDict((k, weights[k]) for k in global_w), s.n_samples, pace=pace))
+            model = OrderedDict((k, weights[k]) for k in global_w)
+            updates.append(ClientUpdate(s.index, model, s.n_samples, pace=pace))
         except DaemonUnavailable:
             raise  # an outage must not turn every submission into a rejected one
         except (BadInput, StorageError, WeightsError) as exc:
