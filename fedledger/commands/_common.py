@@ -45,6 +45,21 @@ def ledger(rpc: str | None, manifest: Path | None, key: str | None, keystore: Pa
     return fl
 
 
+def agent_ledger(
+    task: int, rpc: str | None, manifest: Path | None, key: str | None, keystore: Path | None, account: int | None,
+    verbose: bool,
+) -> Any:
+    """What every agent command does first: logging, one torch thread, a signer, the deployment, the task."""
+    import torch
+
+    setup_logging(verbose)
+    torch.set_num_threads(1)
+    require_signer(key, keystore, account)
+    fl = ledger(rpc, manifest, key, keystore, account)
+    require_task(fl, task)
+    return fl
+
+
 def require_signer(key: str | None, keystore: Path | None, account: int | None) -> None:
     if not (key or keystore or account is not None):
         fail("give --key, --keystore or --account")

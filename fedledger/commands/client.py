@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from fedledger.commands._common import (
-    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
-    require_signer, require_task, run_agent, setup_logging,
+    agent_ledger,
+    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, run_agent,
 )
 
 client_app = typer.Typer(help="Run a data owner's client agent.", no_args_is_help=True)
@@ -28,16 +28,10 @@ def client_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:  # fmt: skip
     """Run data owner K's agent until the task ends: register, train, submit, validate, withdraw."""
-    import torch
-
     from fedledger.client.agent import ClientAgent
     from fedledger.core.storage import open_store
 
-    setup_logging(verbose)
-    torch.set_num_threads(1)
-    require_signer(key, keystore, account)
-    fl = ledger(rpc, manifest, key, keystore, account)
-    require_task(fl, task)
+    fl = agent_ledger(task, rpc, manifest, key, keystore, account, verbose)
     mates = frozenset(a.strip() for a in accomplices.split(",") if a.strip())
     agent = ClientAgent(fl, open_store(store, timeout=5.0), task, data_owner, attack=attack, accomplices=mates,
                         n_malicious=max(1, len(mates)), dp=dp)  # fmt: skip

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from fedledger.commands._common import (
-    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, ledger, require_signer,
-    require_task, run_agent, setup_logging,
+    agent_ledger,
+    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, run_agent,
 )
 
 miner_app = typer.Typer(help="Run a miner agent.", no_args_is_help=True)
@@ -22,14 +22,8 @@ def miner_run(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:  # fmt: skip
     """Run a miner until the task ends: stake, verify, defend, aggregate, vote, advance."""
-    import torch
-
     from fedledger.core.storage import open_store
     from fedledger.miner.agent import MinerAgent
 
-    setup_logging(verbose)
-    torch.set_num_threads(1)
-    require_signer(key, keystore, account)
-    fl = ledger(rpc, manifest, key, keystore, account)
-    require_task(fl, task)
+    fl = agent_ledger(task, rpc, manifest, key, keystore, account, verbose)
     run_agent(MinerAgent(fl, open_store(store, timeout=5.0), task), outage=outage_timeout)
