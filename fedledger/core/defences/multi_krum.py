@@ -28,8 +28,9 @@ class MultiKrum(Defence):
         """f as the task states it (``num_malicious``; not stated: 0). When fewer updates arrived
         than the stated f tolerates (n < 2f + 3), f drops to the largest it tolerates,
         ``(n - 3) // 2``, with a warning, and the round's metrics say which f ran; with n < 3 not
-        even f = 0 fits, and ``aggregate`` raises the paper's ValueError (the engine stops; on
-        chain no miner can propose and the round fails at its aggregate deadline)."""
+        even f = 0 fits, and ``aggregate`` raises the paper's ValueError: `run_experiment` stops
+        with it, and so does every miner agent (`compute_round`), so no proposal reaches a quorum
+        and the round fails once its aggregate deadline passes (`advance`)."""
         params = dict(task.params)
         stated = int(params.pop("num_malicious", 0))
         return cls(num_malicious=tolerated_f(cls.name, stated, n_submitted), **params)
