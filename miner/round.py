@@ -60,7 +60,8 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     reps_before = reputations_before(ledger, task_id, round_, opened_block)
     before = [reps_before[i] for i in range(n_clients)]
     revealed = ledger.revealed_scores(task_id, round_)
-    peer_scores = rules.round_peer_scores(revealed, bits(info.submitted), cfg.peer_validators, info.seed, usable=participants)
+    submitted = bits(info.submitted)
+    peer_scores = rules.round_peer_scores(revealed, submitted, cfg.peer_validators, info.seed, usable=participants)
     # Only owners registered when the round opened count: a registration during the aggregate
     # phase must not make two committee members (or a later audit) see different sets.
     selected = bits(info.selected)
@@ -69,8 +70,8 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
         round=round_, global_weights=global_w, model_spec=cfg.model, in_shape=tuple(cfg.data().input_shape),
         num_classes=cfg.data().num_classes, test_x=test_x, test_y=test_y, root_x=test_x[: cfg.root_size],
         root_y=test_y[: cfg.root_size], train_config=cfg.train_config(), seed=cfg.seed, peer_scores=peer_scores,
-        reputation=rules.reputations(before), best_accuracy=_best_accuracy(ledger, store, task_id, round_, cfg, test_x, test_y),
-        standby=rules.standby(selected, n_clients),
+        reputation=rules.reputations(before), standby=rules.standby(selected, n_clients),
+        best_accuracy=_best_accuracy(ledger, store, task_id, round_, cfg, test_x, test_y),
     )  # fmt: skip
 
     name, terms = rules.task_terms(cfg)

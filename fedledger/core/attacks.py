@@ -331,5 +331,5 @@ def backdoor_target(attack: Attack) -> int | None:
     None: what the attack success rate is measured against."""
     for a in (attack, getattr(attack, "inner", None)):
         if a is not None and a.name == "backdoor":
-            return int(a.target)  # type: ignore[attr-defined]
+            return int(getattr(a, "target"))  # noqa: B009 - only the backdoor attack has a target
     return None

@@ -326,7 +326,8 @@ class Ledger:
         # quality is BPCV-FL's rule over what counts (`rules.peer_quality`)
         targets = sorted(s["index"] for s in submissions)
         validators = sorted(reveals)
-        counted = rules.round_peer_scores({v: reveals[v]["scores"] for v in validators}, targets, peer_validators, ri.seed)
+        revealed = {v: reveals[v]["scores"] for v in validators}
+        counted = rules.round_peer_scores(revealed, targets, peer_validators, ri.seed)
         matrix = [[counted.get(v, {}).get(t) for t in targets] for v in validators]
         q = rules.peer_quality(counted, targets)
         quality = [round(q[t]) if any(t in c for c in counted.values()) else None for t in targets]

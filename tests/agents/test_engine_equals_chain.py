@@ -33,8 +33,9 @@ def engine_config(task: TaskConfig) -> ExperimentConfig:
     """The same federation for the in-process engine."""
     return ExperimentConfig(
         dataset=task.dataset, model=task.model, clients=task.clients, malicious=MALICIOUS, attack=ATTACK,
-        defence=task.defence, rounds=task.rounds, lr=task.lr, batch_size=task.batch_size, local_epochs=task.local_epochs,
-        local_steps=task.local_steps or None, partition=task.partition, alpha=task.alpha, val_fraction=task.val_fraction,
+        defence=task.defence, rounds=task.rounds, lr=task.lr, batch_size=task.batch_size,
+        local_epochs=task.local_epochs, local_steps=task.local_steps or None, partition=task.partition,
+        alpha=task.alpha, val_fraction=task.val_fraction,
         select=task.selection_n if task.selection == "top-n" else None, peer_validators=task.peer_validators,
         miner_test_size=task.test_size, root_size=task.root_size, seed=task.seed,
     )  # fmt: skip
@@ -54,8 +55,9 @@ def chain_rounds(report, out: Path) -> list[dict]:
         weights, _ = fetch_weights(store, proposal.global_cid, proposal.global_digest, expected=None)
         weights = in_model_order(weights, TASK)
         rounds.append({
-            "selected": bits(ri.selected), "accepted": bits(ri.accepted), "winner": ri.winner - 1 if ri.winner else None,
-            "reputations": list(proposal.reputations), "digest": weights_digest(weights),
+            "selected": bits(ri.selected), "accepted": bits(ri.accepted),
+            "winner": ri.winner - 1 if ri.winner else None, "reputations": list(proposal.reputations),
+            "digest": weights_digest(weights),
         })  # fmt: skip
     return rounds
 
@@ -66,8 +68,8 @@ def fl_defence(report) -> str:
 
 
 def engine_rounds(cfg: ExperimentConfig) -> tuple[list[dict], str]:
-    from fedledger.core.models import create_model, get_weights
     from fedledger.core.data import load_dataset
+    from fedledger.core.models import create_model, get_weights
 
     res = run_experiment(cfg)
     ds = load_dataset(cfg.dataset)
@@ -90,7 +92,7 @@ def test_engine_and_chain_decide_every_round_alike(defence: str, devnet, tmp_pat
     assert report.malicious == malicious and len(malicious) == 4
     assert [r.status for r in report.rounds] == ["finalised"] * TASK.rounds
     chain = chain_rounds(report, tmp_path)
-    for r, (e, c) in enumerate(zip(engine, chain), start=1):
+    for r, (e, c) in enumerate(zip(engine, chain, strict=True), start=1):
         assert e == c, f"{defence}, round {r}: engine {e} != chain {c}"
     # The federation exercised the rules it compares: standbys, a defence that rejects, a
     # selection that moves (LL-BCFL accepts these flippers after 5 steps, but the standbys'

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from fedledger.core.defences import Decision, FLTrust, Krum, LLBCFL, MultiKrum, TrimmedMean
+from fedledger.core.defences import LLBCFL, Decision, FLTrust, Krum, MultiKrum, TrimmedMean
 from fedledger.core.defences.base import TaskTerms
 from fedledger.core.protocol import rules
 from fedledger.core.protocol.task import TaskConfig

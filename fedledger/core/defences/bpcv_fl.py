@@ -53,11 +53,12 @@ class BPCVFL(Defence):
         winner = min(ids, key=lambda k: (-quality[k], k))
         accepted = [k for k in ids if k not in eliminated]
         joining = [s for s in context.standby if s not in ids][: len(eliminated)]
-        mechanism = {"winner": winner, "eliminated": eliminated, "next_selection": sorted(accepted + joining)}
+        nxt = sorted(accepted + joining)
         metrics = {"score": "quality (mean peer score received, bps)", "winner": winner}
         if self.global_model == "winner":
             row = ids.index(winner)
-            return Decision(
-                accepted, {winner: 1.0}, quality, apply_delta(context.global_weights, X[row].copy()), metrics, **mechanism
-            )
-        return fedavg_decision(ids, X, n, accepted, quality, context, metrics, **mechanism)
+            adopted = apply_delta(context.global_weights, X[row].copy())
+            return Decision(accepted, {winner: 1.0}, quality, adopted, metrics, winner=winner, eliminated=eliminated,
+                            next_selection=nxt)
+        return fedavg_decision(ids, X, n, accepted, quality, context, metrics, winner=winner, eliminated=eliminated,
+                               next_selection=nxt)

@@ -12,7 +12,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, TaskTerms, sorted_updates, stack_deltas
+from fedledger.core.defences.base import (
+    ClientUpdate,
+    Context,
+    Decision,
+    Defence,
+    TaskTerms,
+    sorted_updates,
+    stack_deltas,
+)
 from fedledger.core.defences.fedavg import fedavg_decision
 
 __all__ = ["LLBCFL"]

@@ -105,7 +105,8 @@ def in_model_order(weights: StateDict, cfg: TaskConfig) -> StateDict:
     engine uses."""
     from fedledger.core.models import create_model
 
-    keys = list(create_model(cfg.model, in_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes).state_dict())
+    model = create_model(cfg.model, in_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
+    keys = list(model.state_dict())
     if sorted(keys) != sorted(weights):
         return weights  # not this model's weights: the checks that follow say what is wrong
     return OrderedDict((k, weights[k]) for k in keys)

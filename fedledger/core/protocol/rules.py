@@ -149,7 +149,8 @@ def registration_reputation(assessment: Sequence[int], weights: Sequence[int] = 
     """The reputation (fixed point) the contract gives at registration: the weighted
     self-assessment (integer division; equal weights when they sum to 0), scaled to REP_SCALE."""
     total = sum(weights)
-    score = sum(assessment) // 3 if total == 0 else sum(w * a for w, a in zip(weights, assessment)) // total
+    weighted = sum(w * a for w, a in zip(weights, assessment, strict=True))
+    score = sum(assessment) // 3 if total == 0 else weighted // total
     return score * (REP_SCALE // 10_000)
 
 
