@@ -36,8 +36,12 @@ CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON ea
 # imports (see `engine_sources`), so fixing one defence does not retire the other defences' cells;
 # fedledger/core/models.py counts only through the model a cell uses (see `cell_id`). The registry
 # (fedledger/core/defences/__init__.py) only maps names to classes, so adding a defence retires nothing.
-ENGINE_SOURCES = ("fedledger/core/learning", "fedledger/core/attacks.py", "fedledger/core/protocol/validation.py", "fedledger/experiment.py", "fedledger/core/data.py", "fedledger/core/metrics.py",
-                  "fedledger/core/weights.py", "fedledger/core/defences/base.py", "fedledger/core/defences/_aggregate.py")  # fmt: skip
+ENGINE_SOURCES = (
+    "fedledger/core/learning", "fedledger/core/attacks.py", "fedledger/core/protocol/validation.py",
+    "fedledger/core/protocol/rules.py", "fedledger/experiment.py", "fedledger/core/data.py",
+    "fedledger/core/metrics.py", "fedledger/core/weights.py", "fedledger/core/defences/base.py",
+    "fedledger/core/defences/_aggregate.py",
+)  # fmt: skip
 
 
 @dataclass

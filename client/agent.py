@@ -40,6 +40,7 @@ from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import create_accountant
 from fedledger.core.learning.training import account_past_rounds, train_local
 from fedledger.core.models import StateDict, create_model
+from fedledger.core.protocol import rules
 from fedledger.core.protocol.rounds import BadInput, fetch_weights, task_config
 from fedledger.core.protocol.validation import peer_score, validation_targets
 from fedledger.core.storage import Store
@@ -74,7 +75,7 @@ class ClientAgent:
         self.attack: Attack = create_attack(attack)
         self.attack.setup(n_clients=self.cfg.clients, n_malicious=n_malicious)
         self.accomplices = frozenset(a.lower() for a in accomplices)  # colluding owners' addresses
-        gen = torch.Generator().manual_seed(self.cfg.seed * 7919 + data_owner)
+        gen = torch.Generator().manual_seed(rules.data_poison_seed(self.cfg.seed, data_owner))
         self.x, self.y = self.attack.poison_data(data.x_train, data.y_train, gen)
         self.x_val, self.y_val = data.x_val, data.y_val
         ds = self.cfg.data()
@@ -141,9 +142,8 @@ class ClientAgent:
     # ---- actions -----------------------------------------------------------------------------
     def register(self) -> None:
         """Self-assessment (LL-BCFL): data size relative to an even share, quality, category."""
-        share = 60_000 / max(self.cfg.clients, 1)
-        size = min(10_000, int(10_000 * len(self.x) / share))
-        self.ledger.register(self.task_id, [size, 10_000, 10_000], len(self.x))
+        assessment = rules.self_assessment(len(self.x), len(self.cfg.data().y_train), self.cfg.clients)
+        self.ledger.register(self.task_id, list(assessment), len(self.x))
 
     def train_and_commit(self, r: int) -> str:
         """Train, upload, and commit to the model (revealed in the submit phase)."""
@@ -186,14 +186,14 @@ class ClientAgent:
         steps = cfg.local_steps or cfg.local_epochs * math.ceil(len(self.x) / cfg.batch_size)
         if self.attack.trains:
             res = train_local(self.model, global_w, self.x, self.y, cfg, dp=self.dp, accountant=self.accountant,
-                              seed=self.cfg.seed * 1_000_003 + r * 1009 + self.k,
+                              seed=rules.training_seed(self.cfg.seed, r, self.k),
                               noise_secret=self._secret("dp noise", r) if self.dp else None)  # fmt: skip
             weights, steps, self.epsilon = res.weights, res.local_steps, res.epsilon
         else:
             weights = OrderedDict((k, v.clone()) for k, v in global_w.items())
         weights = self.attack.poison_weights(
             global_w, weights, honest_updates=self._honest_updates(r, global_w) if self.attack.needs_honest_updates else None,
-            gen=torch.Generator().manual_seed(self.cfg.seed * 104_729 + r * 31 + self.k),
+            gen=torch.Generator().manual_seed(rules.weights_poison_seed(self.cfg.seed, r, self.k)),
         )  # fmt: skip
         pace = behaviour_model(global_w, weights, self.cfg.lr, steps).pace
         meta = WeightsMeta(model_spec=self.cfg.model_spec(), task=str(self.task_id), round=r, producer=self.address)

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from fedledger.core.attacks import Attack, create_attack
+from fedledger.core.attacks import backdoor_target, create_attack
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import DPConfig, create_accountant
 from fedledger.core.learning.training import TrainConfig, train_local
@@ -33,10 +33,11 @@ from fedledger.core.protocol.validation import score_vector, validation_targets
 from fedledger.core.data import ClientData, client_data, load_dataset
 from fedledger.core.metrics import attack_success_rate, detection, evaluate
 from fedledger.core.models import StateDict, create_model, get_weights
-from fedledger.core.defences import Context, Decision, create_defence
-from fedledger.core.defences.base import ClientUpdate
+from fedledger.core.defences import Context, Decision
+from fedledger.core.defences.base import ClientUpdate, TaskTerms
+from fedledger.core.protocol import rules
 
-__all__ = ["ExperimentConfig", "ExperimentResult", "RoundResult", "run_experiment"]
+__all__ = ["ExperimentConfig", "ExperimentResult", "RoundResult", "run_experiment", "task_terms"]
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,8 @@ class RoundResult:
     digest: str | None
     epsilon: float | None
     seconds: float
+    winner: int | None = None
+    reputations: list[int] = field(default_factory=list)  # after the round, fixed point (REP_SCALE = 1.0)
 
 
 @dataclass
@@ -146,33 +149,21 @@ def malicious_ids(n_clients: int, fraction: float, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(n_clients, size=m, replace=False))
 
 
-def _defence_kwargs(cfg: ExperimentConfig, n_mal: int, client_steps: int) -> dict[str, Any]:
-    """Defaults a defence cannot know by itself: Krum's f and Trimmed Mean's trim come from the
-    (known) number of attackers, clamped to what the rule tolerates."""
-    kw = dict(cfg.defence_kwargs)
-    name = cfg.defence.lower().replace("_", "-")
-    if name in ("krum", "multi-krum"):
-        kw.setdefault("num_malicious", max(0, min(n_mal, (cfg.clients - 3) // 2)))
-    if name == "trimmed-mean" and "trim_ratio" not in kw:
-        kw.setdefault("num_trim", max(0, min(n_mal, (cfg.clients - 1) // 2)))
-    if name == "ll-bcfl" and cfg.select is not None:
-        kw.setdefault("top_n", cfg.select)
-    if name == "fltrust":
-        kw.setdefault("root_steps", client_steps)
-    return kw
+def task_terms(cfg: ExperimentConfig, n_malicious: int) -> tuple[str, TaskTerms]:
+    """The defence and what the experiment states for it, as a task states it on chain
+    (`fedledger.core.protocol.rules`): ``defence_kwargs`` (a name may also carry them:
+    ``krum?num_malicious=2``), plus the experiment's own attacker count where the defence takes
+    one (Krum's f, Trimmed Mean's trim) and it is not stated; top-N selection from ``select``.
+    Task fields an ExperimentConfig does not have take the task's defaults (theta 0.6, w4 = w5 = 0.5)."""
+    name, params = rules.parse_defence(cfg.defence)
+    params = rules.state_attackers(name, {**params, **cfg.defence_kwargs}, n_malicious)
+    return name, TaskTerms(params=params, top_n=cfg.select)
 
 
 def _dp_mechanism(name: str) -> Literal["gaussian", "laplace"]:
     if name not in ("gaussian", "laplace"):
         raise ValueError(f"unknown DP mechanism {name!r} (gaussian, laplace)")
     return "gaussian" if name == "gaussian" else "laplace"
-
-
-def _backdoor_target(attack: Attack) -> int | None:
-    for a in (attack, getattr(attack, "inner", None)):
-        if a is not None and a.name == "backdoor":
-            return int(getattr(a, "target"))  # noqa: B009 - only the backdoor attack has a target
-    return None
 
 
 def run_experiment(
@@ -213,11 +204,9 @@ def run_experiment(
     for k in range(n):
         x, y = data[k].x_train, data[k].y_train
         if k in mal_set:
-            x, y = attack.poison_data(x, y, torch.Generator().manual_seed(cfg.seed * 7919 + k))
+            x, y = attack.poison_data(x, y, torch.Generator().manual_seed(rules.data_poison_seed(cfg.seed, k)))
         train_xy[k] = (x, y)
-    typical = int(np.median([len(train_xy[k][0]) for k in range(n)]))
-    client_steps = cfg.local_steps or cfg.local_epochs * math.ceil(typical / cfg.batch_size)
-    defence = create_defence(cfg.defence, **_defence_kwargs(cfg, len(mal), client_steps))
+    defence_name, terms = task_terms(cfg, len(mal))
 
     # Test set: seeded split into the miner's part and the evaluation part.
     perm = torch.from_numpy(np.random.default_rng([cfg.seed, 0x7E57]).permutation(len(ds.y_test)))
@@ -229,12 +218,14 @@ def run_experiment(
     model = create_model(cfg.model, seed=cfg.seed, in_shape=ds.input_shape, num_classes=ds.num_classes)
     global_w: StateDict = get_weights(model)
     initial_acc, _ = evaluate(model, eval_x, eval_y, weights=global_w)
-    bd_target = _backdoor_target(attack)
-    needs_peer = "peer_scores" in defence.needs or attack.name == "collusive"
+    bd_target = backdoor_target(attack)
+    needs_peer = "peer_scores" in rules.build_defence(defence_name, terms, n).needs or attack.name == "collusive"
 
-    selection = list(range(n)) if cfg.select is None else list(range(cfg.select))
-    reputation: dict[int, float] = {}
-    best_acc: float | None = None
+    # Registration: reputation from each owner's self-assessment, round 1's selection from it.
+    reps = tuple(rules.registration_reputation(rules.self_assessment(len(train_xy[k][0]), len(ds.y_train), n))
+                 for k in range(n))  # fmt: skip
+    selection = rules.first_selection(reps, terms.top_n)
+    adopted_acc = [evaluate(model, miner_x, miner_y, weights=global_w)[0]] if rules.uses_benchmark(defence_name) else []
     results: list[RoundResult] = []
     for r in range(1, cfg.rounds + 1):
         t0 = time.perf_counter()
@@ -247,7 +238,7 @@ def run_experiment(
         eps: list[float] = []
 
         def train(k: int) -> None:
-            res = train_local(model, global_w, *train_xy[k], train_cfg, seed=cfg.seed * 1_000_003 + r * 1009 + k,
+            res = train_local(model, global_w, *train_xy[k], train_cfg, seed=rules.training_seed(cfg.seed, r, k),
                               dp=dp, accountant=accountants.get(k))
             weights[k], steps[k], losses[k] = res.weights, res.local_steps, res.loss
             if res.epsilon is not None:
@@ -268,7 +259,7 @@ def run_experiment(
                     len(train_xy[k][0]) / train_cfg.batch_size)
             weights[k] = attack.poison_weights(
                 global_w, weights[k], honest_updates=honest_updates,
-                gen=torch.Generator().manual_seed(cfg.seed * 104_729 + r * 31 + k),
+                gen=torch.Generator().manual_seed(rules.weights_poison_seed(cfg.seed, r, k)),
             )
         updates = []
         for k in participants:
@@ -285,21 +276,20 @@ def run_experiment(
                     s = attack.poison_scores(s, self_id=v, accomplices=mal_set)
                 peer_scores[v] = s
 
-        standby_pool = [k for k in range(n) if k not in participants]
-        order = np.random.default_rng([cfg.seed, r, 0x71]).permutation(len(standby_pool))
         ctx = Context(
             round=r, global_weights=global_w, model_spec=cfg.model, in_shape=ds.input_shape,
             num_classes=ds.num_classes, test_x=miner_x, test_y=miner_y, root_x=root_x, root_y=root_y,
-            train_config=train_cfg, seed=cfg.seed, peer_scores=peer_scores, reputation=reputation,
-            best_accuracy=best_acc, standby=[standby_pool[i] for i in order],
+            train_config=train_cfg, seed=cfg.seed, peer_scores=peer_scores, reputation=rules.reputations(reps),
+            best_accuracy=rules.benchmark(adopted_acc), standby=rules.standby(participants, n),
         )
-        dec: Decision = defence.aggregate(updates, ctx)
+        dec: Decision = rules.build_defence(defence_name, terms, len(updates)).aggregate(updates, ctx)
         adopted = dec.global_update is not None
         if adopted:
             global_w = dec.global_update  # type: ignore[assignment]
-        reputation = dec.state.get("reputation", reputation)
-        selection = dec.state.get("next_selection", selection)
-        best_acc = dec.state.get("best_accuracy", best_acc)
+            if dec.best_accuracy is not None:
+                adopted_acc.append(dec.best_accuracy)
+        close = rules.close_round(terms, dec, reps, participants)
+        reps, selection = close.reputations, close.next_selection
 
         acc, loss = evaluate(model, eval_x, eval_y, weights=global_w)
         det = detection(participants, dec.accepted, mal_set)
@@ -310,6 +300,7 @@ def run_experiment(
             malicious_participants=bad, precision=det.precision, recall=det.recall, asr=asr,
             adopted=adopted, scores=dec.scores, metrics=metrics, digest=dec.digest() if adopted else None,
             epsilon=max(eps) if eps else None, seconds=time.perf_counter() - t0,
+            winner=close.winner, reputations=list(reps),
         )
         results.append(rr)
         if progress is not None:

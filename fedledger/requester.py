@@ -8,7 +8,7 @@ from fedledger.core.models import create_model, get_weights
 from fedledger.core.storage import Store
 from fedledger.core.protocol.task import TaskConfig, TaskConfigError
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
-from fedledger.core.protocol.rounds import defence_from
+from fedledger.core.protocol.rules import defence_for
 
 
 def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:
@@ -17,7 +17,7 @@ def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:
     cfg.validate()
     if not 0 <= cfg.peer_validators <= 0xFFFF:
         raise TaskConfigError(f"peer_validators must be 0 (every peer) or a number of peers, not {cfg.peer_validators}")
-    if not cfg.peer_validation and "peer_scores" in defence_from(cfg, cfg.clients).needs:
+    if not cfg.peer_validation and "peer_scores" in defence_for(cfg, cfg.clients).needs:
         raise TaskConfigError(f"defence {cfg.defence!r} reads the peer-validation scores: set peer_validation = true")
     ds = cfg.data()
     model = create_model(cfg.model, seed=cfg.seed, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,8 @@ from fedledger.client.agent import ClientAgent
 from fedledger.deploy import devnet as devnet_mod
 from fedledger.deploy.deployer import deploy
 from fedledger.core.chain import FedLedger, Phase, bits, connect, devnet_account
+from fedledger.core.attacks import backdoor_target, create_attack
+from fedledger.core.protocol import rules
 from fedledger.experiment import malicious_ids
 from fedledger.core.metrics import attack_success_rate, detection, evaluate
 from fedledger.core.models import create_model
@@ -127,9 +129,9 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         manifest_path = out / "deployments" / f"{manifest['chainId']}.json"
         start_block = w3.eth.block_number
         base = FedLedger.from_manifest(w3, manifest_path, devnet_account(REQUESTER_ACCOUNT))
-        task = cfg.task
+        mal = malicious_ids(cfg.task.clients, cfg.malicious, cfg.task.seed)
+        task = stated_task(cfg.task, len(mal))
         task_id = publish(base, store, task)
-        mal = malicious_ids(task.clients, cfg.malicious, task.seed)
         accomplices = frozenset(devnet_account(CLIENT_ACCOUNT0 + k).address for k in mal)
 
         agents: list[Any] = [RequesterAgent(base, task_id)]
@@ -222,6 +224,15 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             net.stop()
 
 
+def stated_task(task: TaskConfig, n_malicious: int) -> TaskConfig:
+    """The task as a simulation publishes it: like `fedledger experiment`, it states its attacker
+    count for a defence that takes one (Krum's f, Trimmed Mean's trim) unless the task states it
+    (`fedledger.core.protocol.rules.state_attackers`)."""
+    name, params = rules.parse_defence(task.defence)
+    stated = rules.state_attackers(name, params, n_malicious)
+    return task if stated == params else replace(task, defence=rules.defence_string(name, stated))
+
+
 _KINDS = {"submitted": "submit", "committed": "commit", "revealed": "reveal", "voted": "vote"}
 
 
@@ -298,7 +309,7 @@ class _Evaluator:
         ds = task.data()
         self.model = create_model(task.model, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
         _, (self.x, self.y) = task.test_split()
-        self.backdoor_target = 0 if attack in ("backdoor", "collusive") and mal else None
+        self.backdoor_target = backdoor_target(create_attack(attack)) if mal else None
         init = create_model(task.model, seed=task.seed, in_shape=tuple(ds.input_shape), num_classes=ds.num_classes)
         self.initial_accuracy = evaluate(init, self.x, self.y)[0]
 

@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 import torch
 
 from fedledger.core.chain import FedLedger, Proposal, bitmap, bits
-from fedledger.core.chain.types import REP_SCALE
 from fedledger.core.defences import Context, Decision
+from fedledger.core.protocol import rules
 from fedledger.core.protocol.rounds import (
-    defence_from,
     fetch_weights,
+    in_model_order,
     load_updates,
     miner_test_set,
     reputations_before,
@@ -26,7 +26,6 @@ from fedledger.core.protocol.rounds import (
     task_config,
 )
 from fedledger.core.protocol.task import TaskConfig
-from fedledger.core.protocol.validation import validation_targets
 from fedledger.core.storage import Store, compute_cid
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 
@@ -53,31 +52,30 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     info = ledger.round_info(task_id, round_)
     global_cid, global_digest, opened_block = round_start(ledger, task_id, round_)
     global_w, _ = fetch_weights(store, global_cid, global_digest, expected=None)
+    global_w = in_model_order(global_w, cfg)
     updates, rejected = load_updates(ledger, store, task_id, round_, global_w)
     participants = sorted(u.client_id for u in updates)
 
     n_clients = info.n_clients
     reps_before = reputations_before(ledger, task_id, round_, opened_block)
-    reputation = {i: reps_before[i] / REP_SCALE for i in range(n_clients)}
+    before = [reps_before[i] for i in range(n_clients)]
     revealed = ledger.revealed_scores(task_id, round_)
-    ok = set(participants)
-    # only the scores each validator was assigned (every peer, or those the round seed drew)
-    targets = validation_targets(bits(info.submitted), cfg.peer_validators, info.seed)
-    peer_scores = {v: {t: s[t] for t in targets.get(v, []) if t in ok and t < len(s)}
-                   for v, s in revealed.items() if v in ok}  # fmt: skip
+    submitted = bits(info.submitted)
+    peer_scores = rules.round_peer_scores(revealed, submitted, cfg.peer_validators, info.seed, usable=participants)
     # Only owners registered when the round opened count: a registration during the aggregate
     # phase must not make two committee members (or a later audit) see different sets.
-    standby = [i for i in range(n_clients) if not info.selected >> i & 1]  # registration order: most timely first
+    selected = bits(info.selected)
     test_x, test_y = miner_test_set(ledger, store, cfg)
     ctx = Context(
         round=round_, global_weights=global_w, model_spec=cfg.model, in_shape=tuple(cfg.data().input_shape),
         num_classes=cfg.data().num_classes, test_x=test_x, test_y=test_y, root_x=test_x[: cfg.root_size],
         root_y=test_y[: cfg.root_size], train_config=cfg.train_config(), seed=cfg.seed, peer_scores=peer_scores,
-        reputation=reputation, best_accuracy=_best_accuracy(ledger, store, task_id, round_, cfg, test_x, test_y),
-        standby=standby,
+        reputation=rules.reputations(before), standby=rules.standby(selected, n_clients),
+        best_accuracy=_best_accuracy(ledger, store, task_id, round_, cfg, test_x, test_y),
     )  # fmt: skip
 
-    decision = defence_from(cfg, len(updates)).aggregate(updates, ctx) if updates else None
+    name, terms = rules.task_terms(cfg)
+    decision = rules.build_defence(name, terms, len(updates)).aggregate(updates, ctx) if updates else None
     accepted = decision.accepted if decision else []
     global_bytes = None
     new_cid, new_digest = global_cid, global_digest
@@ -86,32 +84,11 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
         global_bytes = dumps(decision.global_update, meta)
         new_cid, new_digest = compute_cid(global_bytes), bytes.fromhex(sha256_hex(global_bytes))
 
-    state = decision.state if decision else {}
-    if "reputation" in state:
-        new_rep = {i: state["reputation"].get(i, reputation[i]) for i in range(n_clients)}
-    else:
-        # LL-BCFL's rule for every defence: rep = w4 * eval + w5 * rep_prev for the selected
-        # clients (eval 1 if accepted, else 0); others keep theirs.
-        new_rep = {
-            i: (cfg.rep_eval * (1.0 if i in accepted else 0.0) + cfg.rep_prev * reputation[i])
-            if info.selected >> i & 1 else reputation[i]
-            for i in range(n_clients)
-        }  # fmt: skip
-    reps = tuple(max(0, min(2**32 - 1, int(round(new_rep[i] * REP_SCALE)))) for i in range(n_clients))
-
-    winner = state.get("winner")
-    if winner is None and accepted and decision is not None:
-        winner = min(accepted, key=lambda k: (-float(decision.scores.get(k, 0.0)), k))
-    next_sel = state.get("next_selection")
-    if next_sel is None:
-        everyone = list(range(n_clients))
-        if cfg.selection == "top-n":
-            next_sel = sorted(sorted(everyone, key=lambda i: (-new_rep[i], i))[: cfg.selection_n])
-        else:
-            next_sel = everyone
+    close = rules.close_round(terms, decision, before, selected)
     proposal = Proposal(
-        global_cid=new_cid, global_digest=new_digest, accepted=bitmap(accepted), reputations=reps,
-        winner=(winner + 1) if winner is not None else 0, next_selection=bitmap(next_sel) or info.selected,
+        global_cid=new_cid, global_digest=new_digest, accepted=bitmap(accepted), reputations=close.reputations,
+        winner=(close.winner + 1) if close.winner is not None else 0,
+        next_selection=bitmap(close.next_selection) or info.selected,
     )  # fmt: skip
     return RoundOutcome(proposal, global_bytes, decision, rejected, participants)
 
@@ -120,13 +97,13 @@ def _best_accuracy(
     ledger: FedLedger, store: Store, task_id: int, round_: int, cfg: TaskConfig, x: torch.Tensor, y: torch.Tensor
 ) -> float | None:
     """Model Chain's benchmark: best test accuracy of the global models adopted before `round_`."""
-    if not cfg.defence.startswith("model-chain"):
+    if not rules.uses_benchmark(cfg.defence):
         return None
     from fedledger.core.metrics import evaluate
     from fedledger.core.models import create_model
 
     model = create_model(cfg.model, in_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
-    best = None
+    accuracies = []
     seen = set()
     spec = ledger.task_spec(task_id)
     candidates = [(spec.initial_weights_cid, spec.initial_digest)] + [
@@ -137,6 +114,5 @@ def _best_accuracy(
             continue
         seen.add(cid)
         w, _ = fetch_weights(store, cid, digest, expected=None)
-        acc = evaluate(model, x, y, weights=w)[0]
-        best = acc if best is None else max(best, acc)
-    return best
+        accuracies.append(evaluate(model, x, y, weights=w)[0])
+    return rules.benchmark(accuracies)

@@ -43,6 +43,7 @@ __all__ = [
     "Scaling",
     "SignFlip",
     "apply_trigger",
+    "backdoor_target",
     "create_attack",
 ]
 
@@ -323,3 +324,12 @@ def create_attack(name: str | None, **kwargs: Any) -> Attack:
     except KeyError:
         raise ValueError(f"unknown attack {name!r} ({', '.join(ATTACKS)})") from None
     return cls(**kwargs)
+
+
+def backdoor_target(attack: Attack) -> int | None:
+    """The label a backdoor attack (itself, or inside a collusive or scaling attack) plants, else
+    None: what the attack success rate is measured against."""
+    for a in (attack, getattr(attack, "inner", None)):
+        if a is not None and a.name == "backdoor":
+            return int(getattr(a, "target"))  # noqa: B009 - only the backdoor attack has a target
+    return None

@@ -20,6 +20,7 @@ from hexbytes import HexBytes
 
 from fedledger.core.chain import ContractRevert, FedLedger, decode_scores
 from fedledger.core.chain.types import REP_SCALE, Phase, Proposal, TaskStatus, bits
+from fedledger.core.protocol import rules
 from fedledger.explorer.rpc import ChainReader, hex_int
 
 JS_SAFE = 2**53  # larger ints go to JSON as strings (browsers' numbers are doubles)
@@ -231,7 +232,7 @@ class Ledger:
                 round_of_tx[log["tx"]] = int(r)
         metrics = load_metrics(self.metrics, task_id)
         rounds = [
-            self._round(task_id, r, by_round.get(r, []), index_of, metrics.get(r, {}))
+            self._round(task_id, r, by_round.get(r, []), index_of, metrics.get(r, {}), mech.peer_validators)
             for r in range(1, int(info["current_round"]) + 1)
         ]
 
@@ -286,7 +287,8 @@ class Ledger:
         raise NotFoundError(f"task {task_id} has no round {round_} yet (current round {view['current_round']})")
 
     def _round(
-        self, task_id: int, r: int, logs: list[dict[str, Any]], index_of: dict[str, int], metrics: dict[str, float]
+        self, task_id: int, r: int, logs: list[dict[str, Any]], index_of: dict[str, int], metrics: dict[str, float],
+        peer_validators: int = 0,
     ) -> dict[str, Any]:
         ri = self.fl.round_info(task_id, r)
 
@@ -318,16 +320,17 @@ class Ledger:
                 idx = index_of.get(log["args"]["client"], -1)
                 reveals[idx] = row(log, index=idx, client=log["args"]["client"], scores=decode_scores(bytes(log["args"]["scores"])))
 
-        # mutual-validation matrix: rows = validators (revealers), columns = submitters;
-        # own score and scores of non-submitters are ignored by the miners, so shown blank
+        # mutual-validation matrix: rows = validators (revealers), columns = submitters; the
+        # miners count only the scores each validator was assigned (not its own, not those of
+        # non-submitters, not peers the round seed did not draw for it), so the rest is blank;
+        # quality is BPCV-FL's rule over what counts (`rules.peer_quality`)
         targets = sorted(s["index"] for s in submissions)
         validators = sorted(reveals)
-        matrix = [[None if v == t else (reveals[v]["scores"][t] if t < len(reveals[v]["scores"]) else None)
-                   for t in targets] for v in validators]  # fmt: skip
-        quality = []
-        for j in range(len(targets)):
-            col = [row_[j] for row_ in matrix if row_[j] is not None]
-            quality.append(round(sum(col) / len(col)) if col else None)
+        revealed = {v: reveals[v]["scores"] for v in validators}
+        counted = rules.round_peer_scores(revealed, targets, peer_validators, ri.seed)
+        matrix = [[counted.get(v, {}).get(t) for t in targets] for v in validators]
+        q = rules.peer_quality(counted, targets)
+        quality = [round(q[t]) if any(t in c for c in counted.values()) else None for t in targets]
 
         votes_by_hash: dict[str, list[dict[str, Any]]] = defaultdict(list)
         votes = []

@@ -148,11 +148,11 @@ def test_ll_bcfl_threshold_reputation_and_selection():
     ctx = FixedContext(acc, global_acc=(0.5, 1.0), reputation={0: 0.2, 3: 1.0})
     dec = create_defence("ll-bcfl", w4=0.6, w5=0.4, top_n=2).aggregate(ups, ctx)
     assert dec.accepted == [0, 1, 2] and dec.metrics["threshold"] == pytest.approx(0.45)
-    rep = dec.state["reputation"]
+    rep = dec.reputation
     assert rep[0] == pytest.approx(0.6 * 0.9 + 0.4 * 0.2)
     assert rep[1] == pytest.approx(0.6 * 0.8 + 0.4 * 0.5)  # default initial reputation 0.5
     assert rep[3] == pytest.approx(0.6 * 0.0 + 0.4 * 1.0)  # rejected: eval 0
-    assert dec.state["next_selection"] == [1, 2]  # top-2 reputations: 0.71 (2), 0.68 (1), 0.62 (0)
+    assert dec.next_selection == [1, 2]  # top-2 reputations: 0.71 (2), 0.68 (1), 0.62 (0)
 
 
 def test_ll_bcfl_judges_noisy_updates_beside_their_peers():
@@ -178,8 +178,8 @@ def test_bpcv_fl_quality_elimination_winner_standby():
     ctx = Context(1, GLOBAL, peer_scores=peer, standby=[9, 7, 8])
     dec = create_defence("bpcv-fl").aggregate(ups, ctx)
     assert dec.scores == pytest.approx({0: 28500 / 3, 1: 28000 / 3, 2: 26000 / 3, 3: 4500 / 3})
-    assert dec.state["eliminated"] == [3] and dec.state["winner"] == 0
-    assert dec.accepted == [0, 1, 2] and dec.state["next_selection"] == [0, 1, 2, 9]
+    assert dec.eliminated == [3] and dec.winner == 0
+    assert dec.accepted == [0, 1, 2] and dec.next_selection == [0, 1, 2, 9]
     win = create_defence("bpcv-fl", global_model="winner").aggregate(ups, ctx)
     np.testing.assert_allclose(result_delta(win), stack_deltas(ups, GLOBAL)[1][0], atol=1e-6)
 
@@ -203,9 +203,9 @@ def test_model_chain_benchmark_rule():
             return (0.8, 0.5)
 
     better = create_defence("model-chain").aggregate(ups, Ctx({}, best_accuracy=0.7))
-    assert better.global_update is not None and better.state["best_accuracy"] == 0.8
+    assert better.global_update is not None and better.best_accuracy == 0.8
     worse = create_defence("model-chain").aggregate(ups, Ctx({}, best_accuracy=0.85))
-    assert worse.global_update is None and worse.accepted == [] and worse.state["best_accuracy"] == 0.85
+    assert worse.global_update is None and worse.accepted == [] and worse.best_accuracy == 0.85
 
 
 def test_fltrust_defends_a_malicious_majority():
@@ -215,7 +215,7 @@ def test_fltrust_defends_a_malicious_majority():
     bad = [-direction * 10 + 0.1 * rng.standard_normal(DIM) for _ in range(7)]  # 70 % malicious, boosted
 
     class Rooted(FLTrust):
-        def server_update(self, context):
+        def server_update(self, context, n_samples=()):
             return direction.copy()
 
     dec = Rooted().aggregate(updates_from(honest + bad), Context(1, GLOBAL))
@@ -329,5 +329,5 @@ def test_bpcv_fl_quality_is_fair_to_a_model_scored_by_fewer_peers():
     peer = {0: {1: 9000, 2: 9500, 3: 5000}, 1: {0: 9000, 2: 9500, 3: 5000}, 2: {0: 9000, 1: 9000, 3: 5000},
             3: {0: 9000, 1: 9000}}  # fmt: skip
     dec = create_defence("bpcv-fl").aggregate(ups, Context(1, GLOBAL, peer_scores=peer))
-    assert dec.state["winner"] == 2  # the summed rule would have ranked it below 0 and 1 (19000 < 27000)
-    assert dec.state["eliminated"] == [3]
+    assert dec.winner == 2  # the summed rule would have ranked it below 0 and 1 (19000 < 27000)
+    assert dec.eliminated == [3]

@@ -31,10 +31,10 @@ def test_standby_clients_without_reputation_compete_with_the_initial_reputation(
     # Round 1 of an in-process run: nobody has a reputation yet; clients 0-2 trained, 3-5 wait.
     ctx = TableContext({0: 0.3, 1: 0.2, 2: 0.1}, global_acc=0.11, standby=[3, 4, 5])
     dec = create_defence("ll-bcfl", top_n=3).aggregate(_updates([0, 1, 2]), ctx)
-    rep = dec.state["reputation"]
+    rep = dec.reputation
     assert rep[0] == pytest.approx(0.5 * 0.3 + 0.5 * 0.5)  # 0.4 < the initial 0.5
     # the three untried clients (0.5) outrank the three that trained (0.40, 0.35, 0.30)
-    assert dec.state["next_selection"] == [3, 4, 5]
+    assert dec.next_selection == [3, 4, 5]
 
 
 def test_known_reputations_still_rank_above_untried_clients_when_higher():
@@ -42,7 +42,7 @@ def test_known_reputations_still_rank_above_untried_clients_when_higher():
     dec = create_defence("ll-bcfl", top_n=3).aggregate(_updates([0, 1, 2]), ctx)
     # 0: 0.9, 1: 0.55, 2: rejected -> 0.25, 3: untried 0.5, 4: kept 0.6
     assert dec.accepted == [0, 1]
-    assert dec.state["next_selection"] == [0, 1, 4]
+    assert dec.next_selection == [0, 1, 4]
 
 
 def test_in_process_federation_selects_beyond_the_first_round():

@@ -35,6 +35,7 @@ __all__ = [
     "Context",
     "Decision",
     "Defence",
+    "TaskTerms",
     "flatten",
     "stack_deltas",
     "unflatten",
@@ -128,8 +129,14 @@ class Decision:
         global_update: the new global model (state dict), or None when nothing was aggregated
             (the previous global model stays).
         metrics: extra numbers for logs and the chain (e.g. the BVFB reference id).
-        state: mechanism state for the next round (reputation, next_selection, winner,
-            eliminated, best_accuracy).
+
+    What a mechanism decides for the next round; None leaves it to the protocol's common rule
+    (``fedledger.core.protocol.rules``):
+        reputation: client id -> new reputation (LL-BCFL's rule).
+        next_selection: who trains in the next round (LL-BCFL's top-N, BPCV-FL's replacement).
+        winner: the round's winner (BPCV-FL's best quality).
+        eliminated: clients a mechanism eliminated this round (BPCV-FL).
+        best_accuracy: Model Chain's benchmark after this round.
     """
 
     accepted: list[int]
@@ -137,11 +144,35 @@ class Decision:
     scores: dict[int, float]
     global_update: StateDict | None
     metrics: dict[str, Any] = field(default_factory=dict)
-    state: dict[str, Any] = field(default_factory=dict)
+    reputation: dict[int, float] | None = None
+    next_selection: list[int] | None = None
+    winner: int | None = None
+    eliminated: list[int] = field(default_factory=list)
+    best_accuracy: float | None = None
 
     def digest(self) -> str | None:
         """sha256 of the global model's bytes (keys, dtypes, shapes and values in key order)."""
         return None if self.global_update is None else weights_digest(self.global_update)
+
+
+@dataclass(frozen=True)
+class TaskTerms:
+    """What a task states that a defence may take; each defence's ``from_task`` says which fields
+    it reads and how (as a Flower strategy owns its parameters).
+
+    Attributes:
+        params: the parameters stated with the defence's name (``krum?num_malicious=4`` on chain,
+            ``defence_kwargs`` in process), booleans and numbers already parsed.
+        theta: the task's BH threshold (BVFB, trust-root).
+        rep_eval, rep_prev: reputation weights (LL-BCFL's w4, w5).
+        top_n: the task's top-N selection size, None when every owner trains every round.
+    """
+
+    params: dict[str, Any] = field(default_factory=dict)
+    theta: float = 0.6
+    rep_eval: float = 0.5
+    rep_prev: float = 0.5
+    top_n: int | None = None
 
 
 class Defence(ABC):
@@ -152,6 +183,18 @@ class Defence(ABC):
     #: ``"peer_scores"``: the requester refuses such a defence on a task without peer validation,
     #: and the in-process engine computes peer scores only for it.
     needs: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_task(cls, task: TaskTerms, n_submitted: int) -> Defence:
+        """This defence as the task states it, for a round with ``n_submitted`` usable updates.
+        By default only the stated parameters; a defence that reads task fields overrides this."""
+        return cls(**task.params)
+
+    @classmethod
+    def state_attackers(cls, params: dict[str, Any], n_malicious: int) -> dict[str, Any]:
+        """``params`` with the attacker count a simulation states for this defence (Krum's f,
+        Trimmed Mean's trim), unless already stated; most defences take none."""
+        return dict(params)
 
     @abstractmethod
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:

@@ -17,7 +17,15 @@ from collections.abc import Sequence
 from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, apply_delta, stack_deltas
 from fedledger.core.defences.fedavg import fedavg_decision
 
-__all__ = ["BPCVFL"]
+__all__ = ["BPCVFL", "peer_quality"]
+
+
+def peer_quality(peer_scores: dict[int, dict[int, int]], ids: Sequence[int]) -> dict[int, float]:
+    """Each of ``ids``' quality: the mean score the *other* participants among ``ids`` gave it
+    (``peer_scores[validator][target]``, bps; only the scores each validator was assigned), 0.0
+    when nobody scored it. The miners and the explorer both call this."""
+    received = {k: [s[k] for v, s in peer_scores.items() if v in ids and v != k and k in s] for k in ids}
+    return {k: sum(got) / len(got) if got else 0.0 for k, got in received.items()}
 
 
 class BPCVFL(Defence):
@@ -39,18 +47,18 @@ class BPCVFL(Defence):
             return Decision([], {}, {}, None)
         if not context.peer_scores:
             raise ValueError("BPCV-FL needs the peer scores (context.peer_scores)")
-        received = {k: [s[k] for v, s in context.peer_scores.items() if v in ids and v != k and k in s] for k in ids}
-        quality = {k: sum(got) / len(got) if got else 0.0 for k, got in received.items()}
+        quality = peer_quality(context.peer_scores, ids)
         # Worst first; on equal quality the later-registered (higher id) node goes.
         eliminated = sorted(sorted(ids, key=lambda k: (quality[k], -k))[: self.eliminate])
         winner = min(ids, key=lambda k: (-quality[k], k))
         accepted = [k for k in ids if k not in eliminated]
         joining = [s for s in context.standby if s not in ids][: len(eliminated)]
-        state = {"winner": winner, "eliminated": eliminated, "next_selection": sorted(accepted + joining)}
+        nxt = sorted(accepted + joining)
         metrics = {"score": "quality (mean peer score received, bps)", "winner": winner}
         if self.global_model == "winner":
             row = ids.index(winner)
-            return Decision(
-                accepted, {winner: 1.0}, quality, apply_delta(context.global_weights, X[row].copy()), metrics, state
-            )
-        return fedavg_decision(ids, X, n, accepted, quality, context, metrics, state)
+            adopted = apply_delta(context.global_weights, X[row].copy())
+            return Decision(accepted, {winner: 1.0}, quality, adopted, metrics, winner=winner, eliminated=eliminated,
+                            next_selection=nxt)
+        return fedavg_decision(ids, X, n, accepted, quality, context, metrics, winner=winner, eliminated=eliminated,
+                               next_selection=nxt)

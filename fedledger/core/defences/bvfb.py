@@ -25,6 +25,7 @@ from fedledger.core.defences.base import (
     Context,
     Decision,
     Defence,
+    TaskTerms,
     flatten,
     float_keys,
     sorted_updates,
@@ -51,6 +52,11 @@ class BVFB(Defence):
 
     def __init__(self, *, theta: float = 0.6) -> None:
         self.theta = theta
+
+    @classmethod
+    def from_task(cls, task: TaskTerms, n_submitted: int) -> Defence:
+        """theta: the task's BH threshold, unless stated with the defence's name."""
+        return cls(**{"theta": task.theta, **task.params})
 
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         """Choose the reference, score BH for everyone, FedAvg those with BH > theta."""

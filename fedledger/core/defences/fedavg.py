@@ -4,6 +4,7 @@ Learning of Deep Networks from Decentralized Data", AISTATS 2017). No defence: t
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -21,13 +22,14 @@ def fedavg_decision(
     scores: dict[int, float],
     context: Context,
     metrics: dict[str, object] | None = None,
-    state: dict[str, object] | None = None,
+    **mechanism: Any,
 ) -> Decision:
-    """Decision that FedAvg-s (sample-weighted) the ``accepted`` rows of ``X`` (ids ascending)."""
+    """Decision that FedAvg-s (sample-weighted) the ``accepted`` rows of ``X`` (ids ascending);
+    ``mechanism`` sets the Decision's next-round fields (reputation, next_selection, winner ...)."""
     acc = sorted(accepted)
     rows = [ids.index(i) for i in acc]
     if not rows:
-        return Decision([], {}, scores, None, dict(metrics or {}), dict(state or {}))
+        return Decision([], {}, scores, None, dict(metrics or {}), **mechanism)
     w = n_samples[rows]
     delta = weighted_average(X[rows], w)
     return Decision(
@@ -36,7 +38,7 @@ def fedavg_decision(
         scores=scores,
         global_update=apply_delta(context.global_weights, delta),
         metrics=dict(metrics or {}),
-        state=dict(state or {}),
+        **mechanism,
     )
 
 

@@ -15,6 +15,7 @@ deterministically (fixed seed, CPU, same settings), or the committee will not ag
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -37,21 +38,26 @@ __all__ = ["FLTrust"]
 
 
 class FLTrust(Defence):
-    """FLTrust; the server update trains ``root_steps`` SGD steps on the root data (default: the
-    clients' local-training config), so its magnitude matches the clients' updates."""
+    """FLTrust; the server update trains ``root_steps`` SGD steps on the root data, by default as
+    many as a typical client trains (the task's ``local_steps``, else ``local_epochs`` passes
+    over the median sample count the round's updates declare), so its magnitude matches theirs."""
 
     name = "fltrust"
 
     def __init__(self, *, root_steps: int | None = None) -> None:
         self.root_steps = root_steps
 
-    def server_update(self, context: Context) -> np.ndarray:
-        """The root dataset's update (float64 flat vector), deterministic in (seed, round)."""
+    def server_update(self, context: Context, n_samples: Sequence[int] = ()) -> np.ndarray:
+        """The root dataset's update (float64 flat vector), deterministic in (seed, round);
+        ``n_samples``: the sample counts the round's updates declare (for the default steps)."""
         if context.root_x is None or context.root_y is None:
             raise ValueError("FLTrust needs the root dataset (context.root_x/root_y)")
         cfg = context.train_config
-        if self.root_steps is not None:
-            cfg = replace(cfg, local_steps=self.root_steps)
+        steps = self.root_steps
+        if steps is None and not cfg.local_steps and len(n_samples):
+            steps = cfg.local_epochs * math.ceil(int(np.median(n_samples)) / cfg.batch_size)
+        if steps is not None:
+            cfg = replace(cfg, local_steps=steps)
         res = train_local(context.model(), context.global_weights, context.root_x, context.root_y, cfg,
                           seed=context.seed * 1_000_003 + context.round)
         keys = float_keys(context.global_weights)
@@ -62,7 +68,7 @@ class FLTrust(Defence):
         ids, X, _n = stack_deltas(updates, context.global_weights)
         if not ids:
             return Decision([], {}, {}, None)
-        g0 = self.server_update(context)
+        g0 = self.server_update(context, [int(v) for v in _n])
         g0_norm = float(np.sqrt(np.sum(g0 * g0)))
         trust = {i: max(0.0, cosine(X[r], g0)) for r, i in enumerate(ids)}
         total = sum(trust[i] for i in ids)

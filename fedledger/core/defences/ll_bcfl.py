@@ -12,7 +12,15 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 
-from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, sorted_updates, stack_deltas
+from fedledger.core.defences.base import (
+    ClientUpdate,
+    Context,
+    Decision,
+    Defence,
+    TaskTerms,
+    sorted_updates,
+    stack_deltas,
+)
 from fedledger.core.defences.fedavg import fedavg_decision
 
 __all__ = ["LLBCFL"]
@@ -51,6 +59,11 @@ class LLBCFL(Defence):
         self.acc_threshold, self.margin = acc_threshold, margin
         self.w4, self.w5, self.top_n, self.initial_reputation = w4, w5, top_n, initial_reputation
 
+    @classmethod
+    def from_task(cls, task: TaskTerms, n_submitted: int) -> Defence:
+        """w4, w5: the task's reputation weights; top_n: its top-N selection (None: everyone)."""
+        return cls(**{"w4": task.rep_eval, "w5": task.rep_prev, "top_n": task.top_n, **task.params})
+
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         """Validate, FedAvg the accepted, update reputation, select the next round's top-N."""
         ups = sorted_updates(updates, context.global_weights)
@@ -72,5 +85,5 @@ class LLBCFL(Defence):
         return fedavg_decision(
             ids, X, n, accepted, accs, context,
             metrics={"score": "validation accuracy", "threshold": threshold},
-            state={"reputation": reputation, "next_selection": selection},
+            reputation=reputation, next_selection=selection,
         )

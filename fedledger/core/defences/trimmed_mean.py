@@ -3,15 +3,19 @@ Optimal Statistical Rates", ICML 2018)."""
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
 from fedledger.core.defences._aggregate import trimmed_mean
-from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, apply_delta, stack_deltas
+from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, TaskTerms, apply_delta, stack_deltas
 
 __all__ = ["TrimmedMean"]
+
+log = logging.getLogger(__name__)
 
 
 class TrimmedMean(Defence):
@@ -28,6 +32,27 @@ class TrimmedMean(Defence):
         if not 0 <= trim_ratio < 0.5:
             raise ValueError("trim_ratio must be in [0, 0.5)")
         self.trim_ratio, self.num_trim = trim_ratio, num_trim
+
+    @classmethod
+    def from_task(cls, task: TaskTerms, n_submitted: int) -> Defence:
+        """The trim as the task states it: ``num_trim`` per side (at most ``(n - 1) // 2``, so one
+        value survives; a larger stated trim drops to that, with a warning), else ``trim_ratio``
+        (not stated: 0.1)."""
+        params = dict(task.params)
+        if "num_trim" in params:
+            stated = int(params["num_trim"])
+            params["num_trim"] = max(0, min(stated, (n_submitted - 1) // 2))
+            if params["num_trim"] != stated:
+                log.warning("trimmed-mean: the task states num_trim=%d, but %d updates allow at most %d per side",
+                            stated, n_submitted, params["num_trim"])
+        return cls(**params)
+
+    @classmethod
+    def state_attackers(cls, params: dict[str, Any], n_malicious: int) -> dict[str, Any]:
+        """Trim as many values per side as there are attackers, unless a trim is stated."""
+        if "trim_ratio" in params or "num_trim" in params:
+            return dict(params)
+        return {**params, "num_trim": n_malicious}
 
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         """Trimmed mean of all updates."""

@@ -31,7 +31,7 @@ from dataclasses import replace
 import torch
 from torch import nn
 
-from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence
+from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, TaskTerms
 from fedledger.core.models import StateDict
 from fedledger.core.defences.bvfb import BVFB
 
@@ -81,6 +81,11 @@ class TrustRoot(Defence):
 
     def __init__(self, *, theta: float = 0.6) -> None:
         self.bvfb = BVFB(theta=theta)
+
+    @classmethod
+    def from_task(cls, task: TaskTerms, n_submitted: int) -> Defence:
+        """theta: the task's BH threshold, unless stated with the defence's name."""
+        return cls(**{"theta": task.theta, **task.params})
 
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         if context.root_x is None:

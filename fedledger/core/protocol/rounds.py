@@ -1,7 +1,7 @@
 """A round's inputs as the chain and storage hold them, read the same way by every role and by
 `audit`: the task's configuration, the model a round starts from, reputations before it, every
 submission (fetched, digest-checked, parsed without unpickling), the miners' test set, and the
-task's defence with its parameters.
+task's defence with its parameters (built by `fedledger.core.protocol.rules`).
 """
 
 from __future__ import annotations
@@ -10,14 +10,13 @@ import logging
 import threading
 from collections import OrderedDict
 from typing import Any
-from urllib.parse import parse_qsl
 
 import torch
 from cachetools import LRUCache
 
 from fedledger.core.chain import FedLedger
 from fedledger.core.chain.binding import load_abi
-from fedledger.core.defences import ClientUpdate, create_defence
+from fedledger.core.defences import ClientUpdate
 from fedledger.core.models import StateDict
 from fedledger.core.protocol.task import TaskConfig
 from fedledger.core.storage import StorageError, Store
@@ -98,6 +97,19 @@ def _fetch_weights(store: Store, cid: str, digest: bytes) -> tuple[StateDict, We
         return OrderedDict(weights), meta
     except WeightsError as exc:
         raise BadInput(f"weights {cid}: {exc}") from None
+
+
+def in_model_order(weights: StateDict, cfg: TaskConfig) -> StateDict:
+    """``weights`` in the key order of the task's model (`loads` returns a file's tensors in any
+    order): the defences' flat vectors, and so every sum over them, follow the order the in-process
+    engine uses."""
+    from fedledger.core.models import create_model
+
+    model = create_model(cfg.model, in_shape=tuple(cfg.data().input_shape), num_classes=cfg.data().num_classes)
+    keys = list(model.state_dict())
+    if sorted(keys) != sorted(weights):
+        return weights  # not this model's weights: the checks that follow say what is wrong
+    return OrderedDict((k, weights[k]) for k in keys)
 
 
 def miner_test_set(ledger: FedLedger, store: Store, cfg: TaskConfig) -> tuple[torch.Tensor, torch.Tensor]:
@@ -218,28 +230,3 @@ def _near(a: StateDict, b: StateDict) -> bool:
     norm = max(sum(float((a[k].double() ** 2).sum()) for k in a), sum(float((b[k].double() ** 2).sum()) for k in b)) ** 0.5
     return diff <= NEAR_DUPLICATE * norm
 
-
-def defence_from(cfg: TaskConfig, n_submitted: int) -> Any:
-    """The task's defence; its on-chain name may carry parameters: `krum?num_malicious=4`."""
-    name, _, query = cfg.defence.partition("?")
-    kwargs: dict[str, Any] = {k: _number(v) for k, v in parse_qsl(query)}
-    key = name.lower().replace("_", "-")
-    if key in ("bvfb", "trust-root"):
-        kwargs.setdefault("theta", cfg.theta)
-    if key == "ll-bcfl":
-        kwargs.setdefault("w4", cfg.rep_eval)
-        kwargs.setdefault("w5", cfg.rep_prev)
-        if cfg.selection == "top-n":
-            kwargs.setdefault("top_n", cfg.selection_n)
-    if key in ("krum", "multi-krum") and "num_malicious" in kwargs:
-        kwargs["num_malicious"] = max(0, min(int(kwargs["num_malicious"]), (n_submitted - 3) // 2))
-    return create_defence(name, **kwargs)
-
-
-def _number(v: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
