@@ -13,21 +13,34 @@ import platform
 import shlex
 import sys
 import time
-from dataclasses import asdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from benchmarks._fingerprint import normalised, sources_fingerprint
-from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
 from fedledger.core.paths import project_root
+from fedledger.experiment import ExperimentConfig, ExperimentResult, RoundResult, run_experiment
 
-__all__ = ["CELLS", "RESULTS", "Run", "cell_id", "command_line", "engine_fingerprint", "engine_sources", "fmt", "progress_bar", "run_grid",
-           "still_running", "timing", "write_json", "write_markdown"]  # fmt: skip
+__all__ = [
+    "CELLS",
+    "RESULTS",
+    "Run",
+    "cell_id",
+    "command_line",
+    "engine_fingerprint",
+    "engine_sources",
+    "fmt",
+    "progress_bar",
+    "run_grid",
+    "still_running",
+    "timing",
+    "write_json",
+    "write_markdown",
+]
 
 RESULTS = project_root() / "docs" / "results"
 CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON each (see run_grid)
@@ -37,11 +50,17 @@ CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON ea
 # fedledger/core/models.py counts only through the model a cell uses (see `cell_id`). The registry
 # (fedledger/core/defences/__init__.py) only maps names to classes, so adding a defence retires nothing.
 ENGINE_SOURCES = (
-    "fedledger/core/learning", "fedledger/core/attacks.py", "fedledger/core/protocol/validation.py",
-    "fedledger/core/protocol/rules.py", "fedledger/experiment.py", "fedledger/core/data.py",
-    "fedledger/core/metrics.py", "fedledger/core/weights.py", "fedledger/core/defences/base.py",
+    "fedledger/core/learning",
+    "fedledger/core/attacks.py",
+    "fedledger/core/protocol/validation.py",
+    "fedledger/core/protocol/rules.py",
+    "fedledger/experiment.py",
+    "fedledger/core/data.py",
+    "fedledger/core/metrics.py",
+    "fedledger/core/weights.py",
+    "fedledger/core/defences/base.py",
     "fedledger/core/defences/_aggregate.py",
-)  # fmt: skip
+)
 
 
 @dataclass
@@ -65,13 +84,27 @@ def progress_bar(title: str, total: int) -> Iterator[Any]:
     """A rich progress bar (rounds done / rounds total) that prints to stderr; when stderr is not a
     terminal (nohup, CI logs), where rich would draw only at the end, a plain line per step."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     console = Console(stderr=True)
     t0 = time.perf_counter()
     with Progress(
-        TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-        TimeRemainingColumn(), TextColumn("{task.fields[now]}"), console=console, transient=False,
+        TextColumn(f"[bold]{title}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        TextColumn("{task.fields[now]}"),
+        console=console,
+        transient=False,
     ) as bar:
         task = bar.add_task(title, total=total, now="")
 
@@ -80,7 +113,9 @@ def progress_bar(title: str, total: int) -> Iterator[Any]:
                 bar.update(task, advance=n, now=now)
                 if not console.is_terminal:
                     done = int(bar.tasks[0].completed)
-                    print(f"{title}: {done}/{total} {now} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+                    print(
+                        f"{title}: {done}/{total} {now} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True
+                    )
 
             def note(self, now: str) -> None:
                 bar.update(task, now=now)
@@ -233,8 +268,10 @@ def timing(runs: Sequence[Run], wall: float, resumed: bool) -> str:
     if not resumed:
         return f"wall time {wall / 60:.1f} min"
     done = [r.result for r in runs if r.result]
-    return (f"{len(done)} of {len(runs)} federations done; their compute time {sum(r.seconds for r in done) / 60:.1f} min "
-            f"(summed over the stored federations; this invocation {wall / 60:.1f} min)")  # fmt: skip
+    return (
+        f"{len(done)} of {len(runs)} federations done; their compute time {sum(r.seconds for r in done) / 60:.1f} min "
+        f"(summed over the stored federations; this invocation {wall / 60:.1f} min)"
+    )
 
 
 def still_running(runs: Sequence[Run]) -> list[str]:
@@ -242,8 +279,10 @@ def still_running(runs: Sequence[Run]) -> list[str]:
     waiting = sum(r.result is None for r in runs)
     if not waiting:
         return []
-    return [f"{waiting} federation(s) are still being run by another process: it writes the report when it "
-            "finishes (or re-run this command then)."]  # fmt: skip
+    return [
+        f"{waiting} federation(s) are still being run by another process: it writes the report when it "
+        "finishes (or re-run this command then)."
+    ]
 
 
 def fmt(x: float | None, digits: int = 4) -> str:
@@ -253,7 +292,9 @@ def fmt(x: float | None, digits: int = 4) -> str:
 
 def box() -> str:
     """One line about the machine the numbers come from."""
-    return f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, 1 torch thread, commit {_revision()}"
+    return (
+        f"{os.cpu_count()} cores, {platform.machine()}, torch {torch.__version__}, 1 torch thread, commit {_revision()}"
+    )
 
 
 def _revision() -> str:
@@ -261,8 +302,12 @@ def _revision() -> str:
     import subprocess
 
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "unknown"  # fmt: skip
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=project_root(), capture_output=True, text=True, timeout=10
+            ).stdout.strip()
+            or "unknown"
+        )
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
@@ -297,21 +342,35 @@ def summary(result: ExperimentResult) -> dict[str, Any]:
     }
 
 
-def curve_table(runs: Sequence[Run], label: dict[tuple[Any, ...], str], rounds: int,
-                show: Sequence[int] | None = None) -> list[str]:  # fmt: skip
+def curve_table(
+    runs: Sequence[Run], label: dict[tuple[Any, ...], str], rounds: int, show: Sequence[int] | None = None
+) -> list[str]:
     """Markdown: one row per run, test accuracy after selected rounds, final accuracy, DP epsilon
     (per client, after the last round; Laplace: basic composition), detection and wall time."""
-    cols = list(show or (range(1, rounds + 1) if rounds <= 10 else sorted({1, 2, 5, 10, 20, 50, 100, 200, 500, rounds} & set(range(1, rounds + 1)))))
-    out = ["| run | " + " | ".join(f"r{c}" for c in cols) + " | final | eps (last) | recall r-last | accepted r-last | wall s |",
-           "|---|" + "---:|" * (len(cols) + 5)]
+    cols = list(
+        show
+        or (
+            range(1, rounds + 1)
+            if rounds <= 10
+            else sorted({1, 2, 5, 10, 20, 50, 100, 200, 500, rounds} & set(range(1, rounds + 1)))
+        )
+    )
+    out = [
+        "| run | "
+        + " | ".join(f"r{c}" for c in cols)
+        + " | final | eps (last) | recall r-last | accepted r-last | wall s |",
+        "|---|" + "---:|" * (len(cols) + 5),
+    ]
     for run in runs:
         res = run.result
         if res is None:
             continue
         acc = [fmt(res.rounds[c - 1].accuracy) for c in cols]
         last = res.rounds[-1]
-        out.append(f"| {label[run.key]} | " + " | ".join(acc) + f" | **{fmt(res.final_accuracy)}** | {fmt(last.epsilon, 1)} "
-                   f"| {fmt(last.recall, 2)} | {len(last.accepted)}/{len(last.participants)} | {res.seconds:.0f} |")
+        out.append(
+            f"| {label[run.key]} | " + " | ".join(acc) + f" | **{fmt(res.final_accuracy)}** | {fmt(last.epsilon, 1)} "
+            f"| {fmt(last.recall, 2)} | {len(last.accepted)}/{len(last.participants)} | {res.seconds:.0f} |"
+        )
     return out
 
 
@@ -323,7 +382,7 @@ def plot_curves(path: Path, panels: Sequence[tuple[str, Sequence[Run]]], label: 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.8), dpi=110, squeeze=False)
-    for ax, (title, runs) in zip(axes[0], panels):
+    for ax, (title, runs) in zip(axes[0], panels, strict=False):
         for run in runs:
             if run.result is None:
                 continue
@@ -352,4 +411,8 @@ def sweep_main(run: Any, description: str, argv: Sequence[str] | None = None) ->
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag")
     a = p.parse_args(argv)
-    print("\n".join(run(full=a.full, rounds=a.rounds, seed=a.seed, tag=a.tag, argv=sys.argv[1:] if argv is None else argv)))
+    print(
+        "\n".join(
+            run(full=a.full, rounds=a.rounds, seed=a.seed, tag=a.tag, argv=sys.argv[1:] if argv is None else argv)
+        )
+    )

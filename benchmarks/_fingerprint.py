@@ -55,8 +55,11 @@ def _remove(tree: ast.Module, qualname: str) -> None:
     *scopes, name = qualname.split(".")
     node: ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef = tree
     for part in scopes:
-        inner = [n for n in node.body
-                 if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == part]
+        inner = [
+            n
+            for n in node.body
+            if isinstance(n, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == part
+        ]
         if not inner:
             raise ValueError(f"{qualname}: no scope {part!r}")
         node = inner[0]
@@ -85,6 +88,7 @@ def sources_fingerprint(files: Iterable[Path], removed: Mapping[Path, Sequence[s
     """sha256 (16 hex digits) over the normalised text of `files`, independent of their paths.
     `removed` maps a file to definitions to leave out of it (`benchmarks.rekey --removed`)."""
     removed = removed or {}
-    digests = sorted(hashlib.sha256(normalised(Path(f).read_text(), removed.get(Path(f), ())).encode()).hexdigest()
-                     for f in files)  # fmt: skip
+    digests = sorted(
+        hashlib.sha256(normalised(Path(f).read_text(), removed.get(Path(f), ())).encode()).hexdigest() for f in files
+    )
     return hashlib.sha256("\n".join(digests).encode()).hexdigest()[:16]

@@ -13,7 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from benchmarks._common import RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, summary, sweep_main, write_json, write_markdown
+from benchmarks._common import (
+    RESULTS,
+    Run,
+    box,
+    command_line,
+    curve_table,
+    plot_curves,
+    run_grid,
+    summary,
+    sweep_main,
+    write_json,
+    write_markdown,
+)
 from fedledger.experiment import ExperimentConfig
 
 ATTACKS = ("label-flip", "gaussian")
@@ -22,20 +34,44 @@ ATTACKS = ("label-flip", "gaussian")
 def grid(rounds: int, seed: int) -> list[Run]:
     """2 attacks x 10/30 % x (FedAvg, BCS-FL)."""
     return [
-        Run((attack, rate, d), ExperimentConfig(clients=20, malicious=rate, attack=attack, defence=d, rounds=rounds,
-                                                lr=0.1, batch_size=32, local_epochs=5, seed=seed))  # fmt: skip
-        for attack in ATTACKS for rate in (0.1, 0.3) for d in ("fedavg", "bcs-fl")
+        Run(
+            (attack, rate, d),
+            ExperimentConfig(
+                clients=20,
+                malicious=rate,
+                attack=attack,
+                defence=d,
+                rounds=rounds,
+                lr=0.1,
+                batch_size=32,
+                local_epochs=5,
+                seed=seed,
+            ),
+        )
+        for attack in ATTACKS
+        for rate in (0.1, 0.3)
+        for d in ("fedavg", "bcs-fl")
     ]
 
 
-def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: str | None = None,
-        argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+def run(
+    *,
+    full: bool = False,
+    rounds: int | None = None,
+    seed: int = 0,
+    tag: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> list[str]:
     """Quick: 2 rounds; full: 20 rounds. Returns the markdown lines."""
     rounds = rounds or (20 if full else 2)
     tag = tag or ("full" if full else "quick")
     runs = grid(rounds, seed)
     wall = run_grid(f"bcsfl ({tag})", runs)
-    cmd = command_line("benchmarks.bcsfl", argv) if argv is not None else f"fedledger bench bcsfl{' --full' if full else ''}"
+    cmd = (
+        command_line("benchmarks.bcsfl", argv)
+        if argv is not None
+        else f"fedledger bench bcsfl{' --full' if full else ''}"
+    )
     label = {r.key: f"{r.key[1]:.0%} {r.key[0]}, {'FedAvg' if r.key[2] == 'fedavg' else 'BCS-FL filter'}" for r in runs}
     lines = [
         f"# BCS-FL: committee cosine + loss filter under 10 % and 30 % poisoning ({tag} set)",

@@ -41,7 +41,22 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, fmt, plot_curves, run_grid, still_running, summary, timing, write_json, write_markdown
+from benchmarks._common import (
+    CELLS,
+    RESULTS,
+    Run,
+    box,
+    command_line,
+    curve_table,
+    fmt,
+    plot_curves,
+    run_grid,
+    still_running,
+    summary,
+    timing,
+    write_json,
+    write_markdown,
+)
 from fedledger.experiment import ExperimentConfig, ExperimentResult
 
 PAPER_DP_COST = "up to 4"  # points; issue 7 (per-round numbers n/a)
@@ -54,8 +69,11 @@ ATTACKS = {"label-flip": ("label flippers", "y -> 9 - y"), "gaussian": ("Gaussia
 # The paper eliminates one node per round; "eliminate 5" is told the true number of attackers (as
 # Krum's f and Trimmed Mean's trim are in the BVFB benchmark) to show what that one-a-round rule costs.
 DEFENCES = {"fedavg": ("fedavg", {}), "bpcv-fl": ("bpcv-fl", {}), "bpcv-fl-e5": ("bpcv-fl", {"eliminate": 5})}
-DEFENCE_TEXT = {"fedavg": "FedAvg", "bpcv-fl": "mutual supervision (bpcv-fl)",
-                "bpcv-fl-e5": "mutual supervision, eliminate 5"}  # fmt: skip
+DEFENCE_TEXT = {
+    "fedavg": "FedAvg",
+    "bpcv-fl": "mutual supervision (bpcv-fl)",
+    "bpcv-fl-e5": "mutual supervision, eliminate 5",
+}
 VAL_FRACTION = 0.1  # ExperimentConfig's default: each node keeps 10 % of its data for peer validation
 
 
@@ -74,7 +92,6 @@ class Settings:
     delta: float = 1e-5
     mechanism: str = "gaussian"
 
-
     @property
     def plain_lr(self) -> float:
         """The learning rate of the runs without DP."""
@@ -82,8 +99,11 @@ class Settings:
 
 
 QUICK_ROUNDS, FULL_ROUNDS = 2, 25
-MODEL_TEXT = {"mlp": "MLP 784-256-128-10 (sigmoid)", "cnn": "LeNet-5-like CNN (ReLU)",
-              "tanh-cnn": "tanh CNN (Papernot et al. 2021, 26k parameters)"}  # fmt: skip
+MODEL_TEXT = {
+    "mlp": "MLP 784-256-128-10 (sigmoid)",
+    "cnn": "LeNet-5-like CNN (ReLU)",
+    "tanh-cnn": "tanh CNN (Papernot et al. 2021, 26k parameters)",
+}
 
 
 def train_sizes(clients: int, seed: int) -> list[int]:
@@ -102,8 +122,13 @@ def spent_epsilon(sigma: float, n: int, s: Settings, rounds: int) -> float:
     from fedledger.core.learning.training import TrainConfig, account_past_rounds
 
     acc = create_accountant("gaussian")  # what the engine's nodes use
-    account_past_rounds(acc, DPConfig(noise_multiplier=sigma, max_grad_norm=s.clip, delta=s.delta), n,
-                        TrainConfig(lr=s.lr, batch_size=s.batch_size, local_epochs=s.local_epochs), rounds)  # fmt: skip
+    account_past_rounds(
+        acc,
+        DPConfig(noise_multiplier=sigma, max_grad_norm=s.clip, delta=s.delta),
+        n,
+        TrainConfig(lr=s.lr, batch_size=s.batch_size, local_epochs=s.local_epochs),
+        rounds,
+    )
     return float(acc.get_epsilon(s.delta))
 
 
@@ -122,8 +147,16 @@ def noise_multiplier_for(n: int, s: Settings) -> tuple[float, float]:
 def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[float, float]]]:
     """(DP runs: 30/50 nodes x no DP / GD-DP, all with mutual supervision; attack runs: 5 of 50
     label flippers, FedAvg vs mutual supervision, no DP; {nodes: (sigma, planned epsilon)})."""
-    base = dict(model=s.model, rounds=s.rounds, batch_size=s.batch_size, local_epochs=s.local_epochs, seed=seed,
-                max_grad_norm=s.clip, delta=s.delta, val_fraction=VAL_FRACTION)  # fmt: skip
+    base = dict(
+        model=s.model,
+        rounds=s.rounds,
+        batch_size=s.batch_size,
+        local_epochs=s.local_epochs,
+        seed=seed,
+        max_grad_norm=s.clip,
+        delta=s.delta,
+        val_fraction=VAL_FRACTION,
+    )
     calib: dict[int, tuple[float, float]] = {}
     dp_runs: list[Run] = []
     for n in NODES:
@@ -136,9 +169,20 @@ def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[
         dp_runs.append(Run((n, "none"), ExperimentConfig(clients=n, defence="bpcv-fl", lr=s.plain_lr, **base)))  # type: ignore[arg-type]
         dp_runs.append(Run((n, s.mechanism), ExperimentConfig(clients=n, defence="bpcv-fl", lr=s.lr, **dp_kw, **base)))  # type: ignore[arg-type]
     attack_runs = [
-        Run((50, attack, d), ExperimentConfig(clients=50, malicious=0.1, attack=attack, defence=DEFENCES[d][0],
-                                              defence_kwargs=dict(DEFENCES[d][1]), lr=s.plain_lr, **base))  # type: ignore[arg-type]
-        for attack in ATTACKS for d in DEFENCES
+        Run(
+            (50, attack, d),
+            ExperimentConfig(
+                clients=50,
+                malicious=0.1,
+                attack=attack,
+                defence=DEFENCES[d][0],
+                defence_kwargs=dict(DEFENCES[d][1]),
+                lr=s.plain_lr,
+                **base,
+            ),
+        )  # type: ignore[arg-type]
+        for attack in ATTACKS
+        for d in DEFENCES
     ]
     return dp_runs, attack_runs, calib
 
@@ -147,22 +191,48 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs)
 
 
-def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: float = 4.0, batch_size: int = 450,
-        local_epochs: int = 1, clip: float = 1.0, mechanism: str = "gaussian", model: str = "tanh-cnn",
-        nodp_lr: float | None = 1.0, tag: str | None = None, argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+def run(
+    *,
+    full: bool = False,
+    rounds: int | None = None,
+    seed: int = 0,
+    lr: float = 4.0,
+    batch_size: int = 450,
+    local_epochs: int = 1,
+    clip: float = 1.0,
+    mechanism: str = "gaussian",
+    model: str = "tanh-cnn",
+    nodp_lr: float | None = 1.0,
+    tag: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> list[str]:
     """Quick: 2 rounds; full: 25 rounds (the converged study). Returns the markdown lines."""
-    s = Settings(rounds=rounds or (FULL_ROUNDS if full else QUICK_ROUNDS), lr=lr, batch_size=batch_size,
-                 local_epochs=local_epochs, clip=clip, mechanism=mechanism, model=model, nodp_lr=nodp_lr)  # fmt: skip
+    s = Settings(
+        rounds=rounds or (FULL_ROUNDS if full else QUICK_ROUNDS),
+        lr=lr,
+        batch_size=batch_size,
+        local_epochs=local_epochs,
+        clip=clip,
+        mechanism=mechanism,
+        model=model,
+        nodp_lr=nodp_lr,
+    )
     tag = tag or ("full" if full else "quick")
     dp_runs, attack_runs, calib = grid(s, seed)
     # the full set is an hour: it keeps each finished federation and resumes (two processes can share it)
     wall = run_grid(f"bpcv ({tag})", dp_runs + attack_runs, cells=CELLS / "bpcv" if full else None)
     if waiting := still_running(dp_runs + attack_runs):
         return waiting
-    cmd = command_line("benchmarks.bpcv", argv) if argv is not None else f"fedledger bench bpcv{' --full' if full else ''}"
+    cmd = (
+        command_line("benchmarks.bpcv", argv)
+        if argv is not None
+        else f"fedledger bench bpcv{' --full' if full else ''}"
+    )
     gauss = s.mechanism == "gaussian"
     dp_name = f"GD-DP Gaussian, eps {s.epsilon:g} total" if gauss else f"GD-DP Laplace, eps {s.epsilon:g} per step"
-    label = {r.key: f"{r.key[0]} nodes, {'no DP' if r.key[1] == 'none' else dp_name}, mutual supervision" for r in dp_runs}
+    label = {
+        r.key: f"{r.key[0]} nodes, {'no DP' if r.key[1] == 'none' else dp_name}, mutual supervision" for r in dp_runs
+    }
     label |= {r.key: f"50 nodes, 5 {ATTACKS[r.key[1]][0]}, {DEFENCE_TEXT[r.key[2]]}" for r in attack_runs}
     short = {r.key: f"{r.key[0]} {'no DP' if r.key[1] == 'none' else 'GD-DP'}" for r in dp_runs}
     short |= {r.key: f"50+5 {'flip' if r.key[1] == 'label-flip' else 'noise'} {r.key[2]}" for r in attack_runs}
@@ -175,8 +245,11 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
             f"sum (std sigma * C / B on the batch mean), sigma calibrated per node count so that each node's **total** "
             f"privacy loss over all {s.rounds} rounds x {s.local_epochs} local epoch(s) is epsilon <= {s.epsilon:g} at "
             f"delta = {s.delta:g} (Opacus RDP accountant; sample rate B / n per step). "
-            + "; ".join(f"{n} nodes: n = {min(train_sizes(n, seed))} samples per node, sigma = {calib[n][0]:.4f}, "
-                        f"planned epsilon {calib[n][1]:.3f}" for n in NODES)  # fmt: skip
+            + "; ".join(
+                f"{n} nodes: n = {min(train_sizes(n, seed))} samples per node, sigma = {calib[n][0]:.4f}, "
+                f"planned epsilon {calib[n][1]:.3f}"
+                for n in NODES
+            )
             + ". Caveat: the RDP accountant assumes Poisson sampling; the engine draws shuffled fixed-size batches "
             "(the usual approximation, as in most DP-SGD papers)."
         )
@@ -193,13 +266,19 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
         "",
         f"Ran: MNIST, IID, {MODEL_TEXT.get(s.model, s.model)}, SGD, batch {s.batch_size}, {s.local_epochs} local "
         f"epoch(s) per round, **{s.rounds} rounds**, the same for every run; lr {s.lr:g} with GD-DP"
-        + (f", {s.plain_lr:g} without (clipping changes the best step size, so each uses its own)"
-           if s.plain_lr != s.lr else " and without") + ". 30 and 50 nodes with and without GD-DP, all "
+        + (
+            f", {s.plain_lr:g} without (clipping changes the best step size, so each uses its own)"
+            if s.plain_lr != s.lr
+            else " and without"
+        )
+        + ". 30 and 50 nodes with and without GD-DP, all "
         "with mutual supervision (each node scores every other node's model on its own validation split (10 % of its "
         "data); the worst node is eliminated each round and the engine's standby pool is every non-participant, so "
         "the node eliminated in round r sits out one round and rejoins: N - 1 nodes train from round 2 on); then 50 "
         "nodes of which 5 are attackers, no DP, FedAvg vs mutual supervision (the paper's one elimination a round, "
-        "and five, the true number of attackers), under two attacks: " + "; ".join(f"{n} ({how})" for n, how in ATTACKS.values()) + ". "
+        "and five, the true number of attackers), under two attacks: "
+        + "; ".join(f"{n} ({how})" for n, how in ATTACKS.values())
+        + ". "
         f"In-process engine (no chain). {dp_text}",
         "",
         "eps (last) is the largest per-node epsilon the nodes' own accountants report after the last round (a node "
@@ -212,7 +291,9 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
         "|---:|" + "---:|" * len(runs),
     ]
     for i in range(s.rounds):
-        lines.append(f"| {i + 1} | " + " | ".join(fmt(r.result.rounds[i].accuracy) if r.result else "-" for r in runs) + " |")
+        lines.append(
+            f"| {i + 1} | " + " | ".join(fmt(r.result.rounds[i].accuracy) if r.result else "-" for r in runs) + " |"
+        )
     lines += ["", "## Summary", "", *curve_table(runs, label, s.rounds), ""]
 
     lines += [
@@ -258,12 +339,18 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, lr: flo
         f"Plot: `bpcv-{tag}.png`.",
     ]
     write_markdown(f"bpcv-{tag}", lines)
-    write_json(f"bpcv-{tag}", {
-        "command": cmd, "seed": seed, "wall_seconds": wall, "settings": s.__dict__,
-        "noise_multiplier": {str(n): {"sigma": c[0], "planned_epsilon": c[1]} for n, c in calib.items()},
-        "dp_cost_points": {str(n): {"last_round": c[0], f"mean_last_{last}": c[1]} for n, c in costs.items()},
-        "runs": [{"key": r.key, "label": label[r.key], **summary(r.result)} for r in runs if r.result],
-    })  # fmt: skip
+    write_json(
+        f"bpcv-{tag}",
+        {
+            "command": cmd,
+            "seed": seed,
+            "wall_seconds": wall,
+            "settings": s.__dict__,
+            "noise_multiplier": {str(n): {"sigma": c[0], "planned_epsilon": c[1]} for n, c in calib.items()},
+            "dp_cost_points": {str(n): {"last_round": c[0], f"mean_last_{last}": c[1]} for n, c in costs.items()},
+            "runs": [{"key": r.key, "label": label[r.key], **summary(r.result)} for r in runs if r.result],
+        },
+    )
     panels = [(f"{n} nodes: {dp_name} vs none", [r for r in dp_runs if r.key[0] == n]) for n in NODES]
     panels += [(f"50 nodes, 5 {ATTACKS[a][0]}", [r for r in attack_runs if r.key[1] == a]) for a in ATTACKS]
     plot_curves(RESULTS / f"bpcv-{tag}.png", panels, label)
@@ -300,24 +387,34 @@ def verdict(s: Settings, costs: dict[int, tuple[float, float]], moved: dict[tupl
     """The goal line under the DP-cost table (from the measured costs and each curve's change over
     its last `last` rounds)."""
     if s.rounds < FULL_ROUNDS:
-        return (f"**No verdict**: {s.rounds} rounds is a smoke test, far from convergence (early on, lr {s.plain_lr:g} "
-                "without clipping can sit on the model's initial plateau longer than the clipped DP steps, "
-                "so the 'cost' can even be negative); the converged study is `bpcv-full.md` (`fedledger bench bpcv --full`).")  # fmt: skip
+        return (
+            f"**No verdict**: {s.rounds} rounds is a smoke test, far from convergence (early on, lr {s.plain_lr:g} "
+            "without clipping can sit on the model's initial plateau longer than the clipped DP steps, "
+            "so the 'cost' can even be negative); the converged study is `bpcv-full.md` (`fedledger bench bpcv --full`)."
+        )
     worst = max(max(c) for c in costs.values())
     flat = all(abs(m) <= FLAT_POINTS for m in moved.values())
     name = {k: f"{k[0]} nodes {'no DP' if k[1] == 'none' else 'GD-DP'}" for k in moved}
     drift = max(moved, key=lambda k: abs(moved[k]))
-    out = (("**Goal met**" if worst <= GOAL_DP_COST else "**Goal not met**")
-           + f" at round {s.rounds}: DP cost "
-           + ", ".join(f"{n} nodes {c[0]:.1f} (last round) / {c[1]:.1f} (mean of last {last})" for n, c in costs.items())
-           + f" points, against the goal of <= {GOAL_DP_COST:g} and the paper's 'up to 4'. "
-           + f"Change over the last {last} rounds: " + ", ".join(f"{name[k]} {m:+.1f}" for k, m in moved.items()) + " points")  # fmt: skip
+    out = (
+        ("**Goal met**" if worst <= GOAL_DP_COST else "**Goal not met**")
+        + f" at round {s.rounds}: DP cost "
+        + ", ".join(f"{n} nodes {c[0]:.1f} (last round) / {c[1]:.1f} (mean of last {last})" for n, c in costs.items())
+        + f" points, against the goal of <= {GOAL_DP_COST:g} and the paper's 'up to 4'. "
+        + f"Change over the last {last} rounds: "
+        + ", ".join(f"{name[k]} {m:+.1f}" for k, m in moved.items())
+        + " points"
+    )
     if flat:
-        return out + (f" (each within {FLAT_POINTS:g} point, the flatness criterion used here; the largest remaining "
-                      f"drift is {name[drift]} at {moved[drift] / last:+.2f} points a round).")  # fmt: skip
-    return out + (f": not every curve is flat (within {FLAT_POINTS:g} point), so this is the cost at round {s.rounds}, "
-                  "not a fully converged cost; more rounds do not fit the 2-core budget (and GD-DP's rounds must be "
-                  "planned in advance: the total epsilon is fixed, so more rounds mean more noise per step).")  # fmt: skip
+        return out + (
+            f" (each within {FLAT_POINTS:g} point, the flatness criterion used here; the largest remaining "
+            f"drift is {name[drift]} at {moved[drift] / last:+.2f} points a round)."
+        )
+    return out + (
+        f": not every curve is flat (within {FLAT_POINTS:g} point), so this is the cost at round {s.rounds}, "
+        "not a fully converged cost; more rounds do not fit the 2-core budget (and GD-DP's rounds must be "
+        "planned in advance: the total epsilon is fixed, so more rounds mean more noise per step)."
+    )
 
 
 def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float | None) -> list[str]:
@@ -332,7 +429,9 @@ def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float
         if d in results:
             acc = results[d].rounds[-1].accuracy
             text += f", {DEFENCE_TEXT[d]} {fmt(acc)} ({100 * (acc - fedavg):+.1f} points)"
-    text += (f"; the clean 50-node federation (mutual supervision, no attacker) reaches {fmt(clean)}" if clean else "") + "."
+    text += (
+        f"; the clean 50-node federation (mutual supervision, no attacker) reaches {fmt(clean)}" if clean else ""
+    ) + "."
     for d in ("bpcv-fl", "bpcv-fl-e5"):
         if d not in results:
             continue
@@ -341,34 +440,62 @@ def attack_lines(attack: str, results: dict[str, ExperimentResult], clean: float
         caught = sum(1 for r in rs if r.precision is not None and r.precision > 0)
         present = [r for r in rs if r.recall is not None]  # rounds in which an attacker took part
         all_out = sum(1 for r in present if r.recall is not None and r.recall >= 1)
-        text += (f" {DEFENCE_TEXT[d][0].upper() + DEFENCE_TEXT[d][1:]}: an attacker was among the eliminated in {caught} of "
-                 f"{len(rs)} rounds; attackers took part in {len(present)} rounds, and in {all_out} of them every one "
-                 "was kept out of the aggregate.")  # fmt: skip
-    text += (" With one elimination a round, the node eliminated in round r sits out round r + 1 and rejoins, so at "
-             "most two of the five attackers are kept out of any round's aggregate.")
+        text += (
+            f" {DEFENCE_TEXT[d][0].upper() + DEFENCE_TEXT[d][1:]}: an attacker was among the eliminated in {caught} of "
+            f"{len(rs)} rounds; attackers took part in {len(present)} rounds, and in {all_out} of them every one "
+            "was kept out of the aggregate."
+        )
+    text += (
+        " With one elimination a round, the node eliminated in round r sits out round r + 1 and rejoins, so at "
+        "most two of the five attackers are kept out of any round's aggregate."
+    )
     return out + [text]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Command line (see the module docstring)."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--full", action="store_true", help=f"the converged study: {FULL_ROUNDS} rounds (10 federations, ~2 h of compute)")
-    p.add_argument("--rounds", type=int, help=f"rounds (default {QUICK_ROUNDS}, --full {FULL_ROUNDS}); sigma is recalibrated")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help=f"the converged study: {FULL_ROUNDS} rounds (10 federations, ~2 h of compute)",
+    )
+    p.add_argument(
+        "--rounds", type=int, help=f"rounds (default {QUICK_ROUNDS}, --full {FULL_ROUNDS}); sigma is recalibrated"
+    )
     p.add_argument("--lr", type=float, default=4.0, help="learning rate of the GD-DP runs")
     p.add_argument("--nodp-lr", type=float, default=1.0, help="learning rate of the runs without DP")
     p.add_argument("--model", default="tanh-cnn", help="tanh-cnn, mlp (BVFB's) or cnn")
     p.add_argument("--batch-size", type=int, default=450)
     p.add_argument("--local-epochs", type=int, default=1)
     p.add_argument("--clip", type=float, default=1.0, help="per-sample clipping bound C")
-    p.add_argument("--mechanism", choices=("gaussian", "laplace"), default="gaussian",
-                   help="gaussian: eps 10 total per node (RDP); laplace: the paper's eps 10 per step")  # fmt: skip
+    p.add_argument(
+        "--mechanism",
+        choices=("gaussian", "laplace"),
+        default="gaussian",
+        help="gaussian: eps 10 total per node (RDP); laplace: the paper's eps 10 per step",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag")
     a = p.parse_args(argv)
-    print("\n".join(run(full=a.full, rounds=a.rounds, seed=a.seed, lr=a.lr, batch_size=a.batch_size,
-                        local_epochs=a.local_epochs, clip=a.clip, mechanism=a.mechanism, model=a.model,
-                        nodp_lr=a.nodp_lr, tag=a.tag,
-                        argv=sys.argv[1:] if argv is None else argv)))  # fmt: skip
+    print(
+        "\n".join(
+            run(
+                full=a.full,
+                rounds=a.rounds,
+                seed=a.seed,
+                lr=a.lr,
+                batch_size=a.batch_size,
+                local_epochs=a.local_epochs,
+                clip=a.clip,
+                mechanism=a.mechanism,
+                model=a.model,
+                nodp_lr=a.nodp_lr,
+                tag=a.tag,
+                argv=sys.argv[1:] if argv is None else argv,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,19 +28,40 @@ import argparse
 from collections.abc import Sequence
 from typing import Any
 
-from benchmarks._common import CELLS, RESULTS, Run, box, command_line, fmt, run_grid, summary, timing, write_json, write_markdown
-from fedledger.experiment import ExperimentConfig
-from fedledger.core.models import create_model
+from benchmarks._common import (
+    CELLS,
+    RESULTS,
+    Run,
+    box,
+    command_line,
+    fmt,
+    run_grid,
+    summary,
+    timing,
+    write_json,
+    write_markdown,
+)
 from fedledger.core.defences.trust_root import first_input_layer
+from fedledger.core.models import create_model
+from fedledger.experiment import ExperimentConfig
 
 DEFENCES = ["fedavg", "krum", "trimmed-mean", "median", "bvfb", "trust-root"]
 ATTACKS = ["label-flip", "backdoor"]
 FULL_RATES = [i / 10 for i in range(10)]
 QUICK_RATES = [0.0, 0.5, 0.9]
-LABEL = {"fedavg": "FedAvg", "krum": "Krum", "trimmed-mean": "Trimmed Mean", "median": "Median",
-         "bvfb": "BVFB", "trust-root": "trust root (ours)", "fltrust": "FLTrust"}  # fmt: skip
-ATTACK_TEXT = {"label-flip": "label flip (y -> 9 - y)",
-               "backdoor": "backdoor (3x3 trigger, target 0, half of each attacker's samples)"}
+LABEL = {
+    "fedavg": "FedAvg",
+    "krum": "Krum",
+    "trimmed-mean": "Trimmed Mean",
+    "median": "Median",
+    "bvfb": "BVFB",
+    "trust-root": "trust root (ours)",
+    "fltrust": "FLTrust",
+}
+ATTACK_TEXT = {
+    "label-flip": "label flip (y -> 9 - y)",
+    "backdoor": "backdoor (3x3 trigger, target 0, half of each attacker's samples)",
+}
 # From docs/design.md#paper-setups-and-reference-numbers only; anything else is "n/a".
 PAPER_BVFB = "85.9-87.5 % (range over rates, both attacks)"
 LIMIT = {"mlp": (0.968, 0.946), "cnn": (0.992, 0.982)}  # perfect defence, 20 rounds: (0 %, 90 %)
@@ -65,8 +86,14 @@ def _trust_root_from_bvfb(model: str, defences: Sequence[str]) -> bool:
     return "trust-root" in defences and "bvfb" in defences and trust_root_is_bvfb(model)
 
 
-def grid(models: Sequence[str], rounds: int, rates: Sequence[float], attacks: Sequence[str],
-         defences: Sequence[str], seed: int) -> list[Run]:  # fmt: skip
+def grid(
+    models: Sequence[str],
+    rounds: int,
+    rates: Sequence[float],
+    attacks: Sequence[str],
+    defences: Sequence[str],
+    seed: int,
+) -> list[Run]:
     """Every (model, attack, rate, defence) cell; rate 0 is attack-free, so it runs once per model.
     Ordered model by model, and within a model defence by defence (RUN_ORDER), so a grid that is
     stopped half-way has whole columns. The trust root on a model without a dense input layer is
@@ -78,9 +105,19 @@ def grid(models: Sequence[str], rounds: int, rates: Sequence[float], attacks: Se
             if d == "trust-root" and _trust_root_from_bvfb(model, defences):
                 continue
             for rate in rates:
-                for attack in (["none"] if rate == 0 else attacks):
-                    cfg = ExperimentConfig(model=model, clients=20, malicious=rate, attack=attack, defence=d,
-                                           rounds=rounds, lr=0.1, batch_size=32, local_epochs=5, seed=seed)  # fmt: skip
+                for attack in ["none"] if rate == 0 else attacks:
+                    cfg = ExperimentConfig(
+                        model=model,
+                        clients=20,
+                        malicious=rate,
+                        attack=attack,
+                        defence=d,
+                        rounds=rounds,
+                        lr=0.1,
+                        batch_size=32,
+                        local_epochs=5,
+                        seed=seed,
+                    )
                     runs.append(Run((model, attack, f"{rate:.0%}", d), cfg))
     return runs
 
@@ -128,8 +165,10 @@ def goal_lines(runs: list[Run], rates: Sequence[float], attacks: Sequence[str], 
             # a federation that swings between rounds does not hold its accuracy, whatever its last round reads
             swings = [r for r in rates if _swing(_cell(runs, "cnn", attack, r, d))]
             met = worst >= GOAL_ACCURACY and drop <= GOAL_DROP_POINTS and not swings
-            verdict = (f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
-                       f"{rates[done.index(worst)]:.0%}, drop {drop:.1f} points)")  # fmt: skip
+            verdict = (
+                f"{attack}: {'met' if met else '**not met**'} (worst {fmt(worst)} at "
+                f"{rates[done.index(worst)]:.0%}, drop {drop:.1f} points)"
+            )
             if swings:
                 verdict += f", swings between rounds at {', '.join(f'{r:.0%}' for r in swings)}"
             if attack == "backdoor":
@@ -154,8 +193,12 @@ def swing_lines(runs: list[Run], rounds: int) -> list[str]:
         if swing := _swing(run):
             model, attack, rate, d = run.key
             lo, hi, last = swing
-            swinging.append(((model, attack, list(LABEL).index(d), float(rate.rstrip("%"))),
-                             f"- {model.upper()}, {attack}, {rate}, {LABEL[d]}: {fmt(lo)} to {fmt(hi)} (last round {fmt(last)})"))  # fmt: skip
+            swinging.append(
+                (
+                    (model, attack, list(LABEL).index(d), float(rate.rstrip("%"))),
+                    f"- {model.upper()}, {attack}, {rate}, {LABEL[d]}: {fmt(lo)} to {fmt(hi)} (last round {fmt(last)})",
+                )
+            )
     first = rounds - SWING_ROUNDS + 1
     return [
         f"## Federations that swing between rounds (rounds {first}-{rounds} span more than {SWING_POINTS:g} points)",
@@ -168,8 +211,19 @@ def swing_lines(runs: list[Run], rounds: int) -> list[str]:
     ]
 
 
-def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], attacks: Sequence[str],
-           defences: Sequence[str], rounds: int, seed: int, wall: str, cmd: str, tag: str) -> list[str]:  # fmt: skip
+def report(
+    runs: list[Run],
+    *,
+    models: Sequence[str],
+    rates: Sequence[float],
+    attacks: Sequence[str],
+    defences: Sequence[str],
+    rounds: int,
+    seed: int,
+    wall: str,
+    cmd: str,
+    tag: str,
+) -> list[str]:
     """The markdown tables: accuracy (and backdoor success) per rate and defence."""
     lines = [
         f"# BVFB Tables 1-2: accuracy vs malicious rate ({tag} set)",
@@ -192,9 +246,16 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
         for attack in attacks:
             lines += [f"## {model.upper()}, {attack}: test accuracy after round {rounds}", ""]
             if _trust_root_from_bvfb(model, defences):
-                lines += [f"The {model.upper()} starts with a convolution, so the trust root has no input layer to "
-                          "confine and is BVFB exactly: its column repeats BVFB's federations (not run twice).", ""]  # fmt: skip
-            lines.append("| malicious | " + " | ".join(LABEL[d] for d in defences) + " | paper BVFB | perfect-defence limit (20 r) |")
+                lines += [
+                    f"The {model.upper()} starts with a convolution, so the trust root has no input layer to "
+                    "confine and is BVFB exactly: its column repeats BVFB's federations (not run twice).",
+                    "",
+                ]
+            lines.append(
+                "| malicious | "
+                + " | ".join(LABEL[d] for d in defences)
+                + " | paper BVFB | perfect-defence limit (20 r) |"
+            )
             lines.append("|---:|" + "---:|" * (len(defences) + 2))
             for rate in rates:
                 row = []
@@ -202,7 +263,9 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
                     run = _cell(runs, model, attack, rate, d)
                     row.append(fmt(run.result.final_accuracy) if run and run.result else "not run")
                 limit = {0.0: lo, 0.9: hi}.get(round(rate, 2))
-                lines.append(f"| {rate:.0%} | " + " | ".join(row) + f" | n/a per rate | {fmt(limit, 3) if limit else 'n/a'} |")
+                lines.append(
+                    f"| {rate:.0%} | " + " | ".join(row) + f" | n/a per rate | {fmt(limit, 3) if limit else 'n/a'} |"
+                )
             lines.append("")
             drop = []
             for d in defences:
@@ -210,9 +273,15 @@ def report(runs: list[Run], *, models: Sequence[str], rates: Sequence[float], at
                 done = [a for a in rest if a is not None]
                 if a0 is not None and done:
                     drop.append(f"{LABEL[d]} {100 * (a0 - min(a0, *done)):.1f}")
-            lines += [f"Drop from {rates[0]:.0%} to the worst rate run (points): " + ("; ".join(drop) or "none run") + ".", ""]
+            lines += [
+                f"Drop from {rates[0]:.0%} to the worst rate run (points): " + ("; ".join(drop) or "none run") + ".",
+                "",
+            ]
             if attack == "backdoor":
-                lines += [f"Backdoor success rate (triggered non-target test images classified as the target) after round {rounds}:", ""]
+                lines += [
+                    f"Backdoor success rate (triggered non-target test images classified as the target) after round {rounds}:",
+                    "",
+                ]
                 lines.append("| malicious | " + " | ".join(LABEL[d] for d in defences) + " |")
                 lines.append("|---:|" + "---:|" * len(defences))
                 for rate in rates:
@@ -245,8 +314,14 @@ def tag_png(tag: str) -> str:
     return f"bvfb-{tag}.png"
 
 
-def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks: Sequence[str],
-         defences: Sequence[str], tag: str) -> None:  # fmt: skip
+def plot(
+    runs: list[Run],
+    models: Sequence[str],
+    rates: Sequence[float],
+    attacks: Sequence[str],
+    defences: Sequence[str],
+    tag: str,
+) -> None:
     """Accuracy vs rate, one row per model: a panel per attack, plus backdoor success."""
     import matplotlib
 
@@ -254,10 +329,11 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
     import matplotlib.pyplot as plt
 
     panels = [(a, "acc") for a in attacks] + ([("backdoor", "asr")] if "backdoor" in attacks else [])
-    fig, axes = plt.subplots(len(models), len(panels), figsize=(4.6 * len(panels), 3.6 * len(models)), dpi=110,
-                             squeeze=False)  # fmt: skip
-    for row, m in zip(axes, models):
-        for ax, (a, what) in zip(row, panels):
+    fig, axes = plt.subplots(
+        len(models), len(panels), figsize=(4.6 * len(panels), 3.6 * len(models)), dpi=110, squeeze=False
+    )
+    for row, m in zip(axes, models, strict=False):
+        for ax, (a, what) in zip(row, panels, strict=False):
             for d in defences:
                 xs, ys = [], []
                 for rate in rates:
@@ -267,14 +343,18 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
                         ys.append(run.result.final_accuracy if what == "acc" else (run.result.rounds[-1].asr or 0.0))
                 # dashed where the column repeats BVFB's federations, so the two lines stay apart to the eye
                 same = d == "trust-root" and _trust_root_from_bvfb(m, defences)
-                (line,) = ax.plot(xs, ys, marker="o", ls="--" if same else "-", label=LABEL[d] + (" (= BVFB)" if same else ""))
+                (line,) = ax.plot(
+                    xs, ys, marker="o", ls="--" if same else "-", label=LABEL[d] + (" (= BVFB)" if same else "")
+                )
                 if what == "acc":  # where the last rounds swing, the last round is luck: show their range
                     for rate in rates:
                         if swing := _swing(_cell(runs, m, a, rate, d)):
                             ax.vlines(100 * rate, swing[0], swing[1], color=line.get_color(), alpha=0.35, lw=5)
             if not ax.lines or not any(len(line.get_xdata()) for line in ax.lines):
                 ax.text(0.5, 0.5, "not run yet", ha="center", va="center", transform=ax.transAxes, color="grey")
-            what_text = f"accuracy (bars: range of the last {SWING_ROUNDS} rounds)" if what == "acc" else "backdoor success"
+            what_text = (
+                f"accuracy (bars: range of the last {SWING_ROUNDS} rounds)" if what == "acc" else "backdoor success"
+            )
             ax.set_title(f"{m.upper()} {a}: {what_text}", fontsize=10)
             ax.set_xlabel("malicious clients (%)")
             ax.set_xlim(-3, 93)
@@ -286,10 +366,20 @@ def plot(runs: list[Run], models: Sequence[str], rates: Sequence[float], attacks
     plt.close(fig)
 
 
-def run(*, full: bool = False, models: Sequence[str] | None = None, rounds: int | None = None,
-        rates: Sequence[float] | None = None, attacks: Sequence[str] | None = None,
-        defences: Sequence[str] | None = None, seed: int = 0, tag: str | None = None,
-        resume: bool | None = None, report_only: bool = False, argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+def run(
+    *,
+    full: bool = False,
+    models: Sequence[str] | None = None,
+    rounds: int | None = None,
+    rates: Sequence[float] | None = None,
+    attacks: Sequence[str] | None = None,
+    defences: Sequence[str] | None = None,
+    seed: int = 0,
+    tag: str | None = None,
+    resume: bool | None = None,
+    report_only: bool = False,
+    argv: Sequence[str] | None = None,
+) -> list[str]:
     """Run the quick set (MLP, rates 0/50/90 %, 2 rounds) or the full grid (MLP and CNN, rates
     0-90 %, 20 rounds) or any override of it; write the table, plot and JSON; return the table.
     `resume` (default: on for the full grid) keeps and reuses finished federations (see above)."""
@@ -301,11 +391,26 @@ def run(*, full: bool = False, models: Sequence[str] | None = None, rounds: int 
     tag = tag or ("full" if full else "quick")
     resume = full if resume is None else resume
     runs = grid(models, rounds, rates, attacks, defences, seed)
-    wall = run_grid(f"bvfb ({tag})", runs, cells=CELLS / "bvfb" if resume or report_only else None,
-                    run_missing=not report_only)  # fmt: skip
-    cmd = command_line("benchmarks.bvfb", argv) if argv is not None else f"fedledger bench bvfb{' --full' if full else ''}"
-    lines = report(runs, models=models, rates=rates, attacks=attacks, defences=defences, rounds=rounds, seed=seed,
-                   wall=timing(runs, wall, resume or report_only), cmd=cmd, tag=tag)  # fmt: skip
+    wall = run_grid(
+        f"bvfb ({tag})", runs, cells=CELLS / "bvfb" if resume or report_only else None, run_missing=not report_only
+    )
+    cmd = (
+        command_line("benchmarks.bvfb", argv)
+        if argv is not None
+        else f"fedledger bench bvfb{' --full' if full else ''}"
+    )
+    lines = report(
+        runs,
+        models=models,
+        rates=rates,
+        attacks=attacks,
+        defences=defences,
+        rounds=rounds,
+        seed=seed,
+        wall=timing(runs, wall, resume or report_only),
+        cmd=cmd,
+        tag=tag,
+    )
     write_markdown(f"bvfb-{tag}", lines)
     write_json(f"bvfb-{tag}", [{"key": r.key, **summary(r.result)} for r in runs if r.result])
     plot(runs, models, rates, attacks, defences, tag)
@@ -324,8 +429,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag", help="output name: docs/results/bvfb-TAG.md")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--resume", action="store_true", default=None,
-                   help="keep finished federations in docs/results/cells/bvfb and reuse them (default with --full)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="keep finished federations in docs/results/cells/bvfb and reuse them (default with --full)",
+    )
     g.add_argument("--fresh", dest="resume", action="store_false", help="run every federation again")
     g.add_argument("--report-only", action="store_true", help="write the table from the stored federations; run none")
     a = p.parse_args(argv)
@@ -338,8 +447,21 @@ def main(argv: Sequence[str] | None = None) -> None:
         kw["defences"] = a.defences.split(",")
     import sys
 
-    print("\n".join(run(full=a.full, models=a.model, rounds=a.rounds, seed=a.seed, tag=a.tag, resume=a.resume, report_only=a.report_only,
-                        argv=sys.argv[1:] if argv is None else argv, **kw)))  # fmt: skip
+    print(
+        "\n".join(
+            run(
+                full=a.full,
+                models=a.model,
+                rounds=a.rounds,
+                seed=a.seed,
+                tag=a.tag,
+                resume=a.resume,
+                report_only=a.report_only,
+                argv=sys.argv[1:] if argv is None else argv,
+                **kw,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

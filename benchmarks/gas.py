@@ -14,14 +14,21 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from fedledger.core.chain import (
+    FedLedger,
+    Mechanism,
+    Proposal,
+    TaskSpec,
+    connect,
+    devnet_account,
+    encode_scores,
+    model_commitment,
+    score_commitment,
+)
+from fedledger.core.chain.transport import request
+from fedledger.core.paths import project_root
 from fedledger.deploy import devnet
 from fedledger.deploy.deployer import deploy
-from fedledger.core.chain.transport import request
-from fedledger.core.chain import (
-    FedLedger, Mechanism, Proposal, TaskSpec, connect, devnet_account, encode_scores, model_commitment,
-    score_commitment,
-)  # fmt: skip
-from fedledger.core.paths import project_root
 
 ETH = 10**18
 # a real CIDv1 (raw leaves, base32) of the length every model CID has
@@ -37,8 +44,16 @@ def measure(n_clients: int, committee: int) -> tuple[dict[str, list[int]], dict[
             manifest, _ = deploy(w3, devnet_account(0), directory=Path(tmp), unstake_delay=60)
             gas["deploy (constructor)"].append(manifest["contracts"]["FedLedger"]["gasUsed"])
             fl = FedLedger.from_manifest(w3, Path(tmp) / "31337.json", devnet_account(0))
-            spec = TaskSpec("mlp", "mnist", "mnist:test", CID, hashlib.sha256(b"init").digest(), rounds=2,
-                            min_clients=n_clients, reward_per_round=ETH)  # fmt: skip
+            spec = TaskSpec(
+                "mlp",
+                "mnist",
+                "mnist:test",
+                CID,
+                hashlib.sha256(b"init").digest(),
+                rounds=2,
+                min_clients=n_clients,
+                reward_per_round=ETH,
+            )
             mech = Mechanism(defence="bvfb", committee_size=committee)
             task_id, r = fl.publish_task(spec, mech)
             gas["publishTask"].append(r.gas_used)
@@ -56,8 +71,14 @@ def measure(n_clients: int, committee: int) -> tuple[dict[str, list[int]], dict[
                 gas["commitScores"].append(c.commit_scores(task_id, 1, commitment).gas_used)
             for c in clients:
                 gas["revealScores"].append(c.reveal_scores(task_id, 1, scores, salt).gas_used)
-            p = Proposal(CID, hashlib.sha256(b"global").digest(), (1 << n_clients) - 1,
-                         tuple(700_000 for _ in range(n_clients)), 1, (1 << n_clients) - 1)  # fmt: skip
+            p = Proposal(
+                CID,
+                hashlib.sha256(b"global").digest(),
+                (1 << n_clients) - 1,
+                tuple(700_000 for _ in range(n_clients)),
+                1,
+                (1 << n_clients) - 1,
+            )
             by_addr = {m.sender: m for m in miners}
             for k, member in enumerate(fl.round_info(task_id, 1).committee):
                 label = "propose (finalising vote)" if k == committee - 1 else "propose (vote)"
@@ -88,9 +109,15 @@ def measure(n_clients: int, committee: int) -> tuple[dict[str, list[int]], dict[
             net.stop()
     per_client = {
         k: statistics.median(gas[k])
-        for k in ("commitModel", "submitModel", "commitScores", "revealScores",
-                  "commitModel (no peer validation)", "submitModel (no peer validation)")
-    }  # fmt: skip
+        for k in (
+            "commitModel",
+            "submitModel",
+            "commitScores",
+            "revealScores",
+            "commitModel (no peer validation)",
+            "submitModel (no peer validation)",
+        )
+    }
     return gas, {k: int(v) for k, v in per_client.items()}
 
 
@@ -127,7 +154,9 @@ def main() -> None:
         "|---|---:|---:|---:|---:|",
     ]
     for name, values in gas.items():
-        lines.append(f"| {name} | {len(values)} | {int(statistics.median(values)):,} | {min(values):,} | {max(values):,} |")
+        lines.append(
+            f"| {name} | {len(values)} | {int(statistics.median(values)):,} | {min(values):,} | {max(values):,} |"
+        )
     lines += [
         "",
         f"**One client's transactions in one round** (medians): commit model + reveal model + commit scores + "

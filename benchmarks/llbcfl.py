@@ -33,10 +33,25 @@ resumes from them (see `benchmarks._common.run_grid`).
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 
-from benchmarks._common import CELLS, RESULTS, Run, box, command_line, curve_table, plot_curves, run_grid, still_running, summary, sweep_main, timing, write_json, write_markdown
+from benchmarks._common import (
+    CELLS,
+    RESULTS,
+    Run,
+    box,
+    command_line,
+    curve_table,
+    plot_curves,
+    run_grid,
+    still_running,
+    summary,
+    sweep_main,
+    timing,
+    write_json,
+    write_markdown,
+)
 from fedledger.experiment import ExperimentConfig
 
 PARTITIONS = ("iid", "dirichlet")
@@ -50,8 +65,10 @@ def train_sizes(partition: str, seed: int) -> list[int]:
     from fedledger.core.data import client_data, load_dataset
 
     ds = load_dataset("mnist")
-    return [len(client_data(ds, partition, seed, 100, k, alpha=ALPHA, val_fraction=VAL_FRACTION).y_train)
-            for k in range(100)]  # fmt: skip
+    return [
+        len(client_data(ds, partition, seed, 100, k, alpha=ALPHA, val_fraction=VAL_FRACTION).y_train)
+        for k in range(100)
+    ]
 
 
 def dp_settings(partition: str, rounds: int, seed: int) -> dict[str, tuple[float, float]]:
@@ -61,8 +78,9 @@ def dp_settings(partition: str, rounds: int, seed: int) -> dict[str, tuple[float
     from benchmarks.bpcv import Settings, noise_multiplier_for
 
     sizes = train_sizes(partition, seed)
-    s = Settings(rounds=rounds, lr=LR, batch_size=BATCH, local_epochs=LOCAL_EPOCHS, clip=CLIP, epsilon=TOTAL_EPSILON,
-                 delta=DELTA)  # fmt: skip
+    s = Settings(
+        rounds=rounds, lr=LR, batch_size=BATCH, local_epochs=LOCAL_EPOCHS, clip=CLIP, epsilon=TOTAL_EPSILON, delta=DELTA
+    )
     # the smallest client needs the largest sigma (largest sample rate); the next few are checked too
     sigma, eps = max(noise_multiplier_for(n, s) for n in sorted(set(sizes))[:5])
     steps = rounds * LOCAL_EPOCHS * math.ceil(max(sizes) / BATCH)  # the client with the most steps
@@ -76,19 +94,37 @@ def grid(rounds: int, seed: int) -> list[Run]:
         dp = dp_settings(part, rounds, seed)
         for mech in DPS:
             cfg = ExperimentConfig(
-                clients=100, select=10, defence="ll-bcfl", partition=part, alpha=ALPHA, dp=None if mech == "none" else mech,
-                max_grad_norm=CLIP, delta=DELTA, rounds=rounds, lr=LR, batch_size=BATCH, local_epochs=LOCAL_EPOCHS,
-                val_fraction=VAL_FRACTION, seed=seed)
+                clients=100,
+                select=10,
+                defence="ll-bcfl",
+                partition=part,
+                alpha=ALPHA,
+                dp=None if mech == "none" else mech,
+                max_grad_norm=CLIP,
+                delta=DELTA,
+                rounds=rounds,
+                lr=LR,
+                batch_size=BATCH,
+                local_epochs=LOCAL_EPOCHS,
+                val_fraction=VAL_FRACTION,
+                seed=seed,
+            )
             if mech == "gaussian":
                 cfg = replace(cfg, noise_multiplier=dp["gaussian"][0])
             elif mech == "laplace":
                 cfg = replace(cfg, epsilon=dp["laplace"][0])
-            runs.append(Run((part, mech), cfg, extra={"planned_epsilon": dp[mech][1] if mech != "none" else None}))  # fmt: skip
+            runs.append(Run((part, mech), cfg, extra={"planned_epsilon": dp[mech][1] if mech != "none" else None}))
     return runs
 
 
-def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: str | None = None,
-        argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+def run(
+    *,
+    full: bool = False,
+    rounds: int | None = None,
+    seed: int = 0,
+    tag: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> list[str]:
     """Quick: 5 rounds; full: 500 rounds (reported at 100, 200, 500). Returns the markdown lines."""
     rounds = rounds or (500 if full else 5)
     tag = tag or ("full" if full else "quick")
@@ -97,7 +133,11 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     wall = run_grid(f"llbcfl ({tag})", runs, cells=CELLS / "llbcfl" if full else None)
     if waiting := still_running(runs):
         return waiting
-    cmd = command_line("benchmarks.llbcfl", argv) if argv is not None else f"fedledger bench llbcfl{' --full' if full else ''}"
+    cmd = (
+        command_line("benchmarks.llbcfl", argv)
+        if argv is not None
+        else f"fedledger bench llbcfl{' --full' if full else ''}"
+    )
     sigma = {r.key[0]: r.cfg.noise_multiplier for r in runs if r.key[1] == "gaussian"}
     lap = {r.key[0]: r.cfg.epsilon for r in runs if r.key[1] == "laplace"}
     dp_name = {"none": "no DP", "laplace": "Laplace eps 10 total", "gaussian": "Gaussian eps 10 total"}
@@ -125,9 +165,13 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         f"clip {CLIP:g}, per-step epsilon 10 / (rounds x the largest client's steps per round) (IID "
         f"{lap['iid']:.3g}, non-IID {lap['dirichlet']:.3g}; pure DP, basic composition). 'eps (last)' is the "
         "accountant's total for the most-spent client of the last round."
-        + (f" Columns before round {rounds} are readings of the same run, whose budget is spread over all {rounds} "
-           "rounds: they carry more noise per round than a run budgeted for that many rounds (e.g. "
-           "`llbcfl-100rounds.md`)." if show and rounds > 100 else ""),
+        + (
+            f" Columns before round {rounds} are readings of the same run, whose budget is spread over all {rounds} "
+            "rounds: they carry more noise per round than a run budgeted for that many rounds (e.g. "
+            "`llbcfl-100rounds.md`)."
+            if show and rounds > 100
+            else ""
+        ),
         "",
         "Changed since the first quick set (commit bdef837): (1) the `ll-bcfl` defence ranks all 100 clients for the "
         "top-10 (a client without a reputation yet counts with the initial 0.5); before, only clients that already had "
@@ -142,12 +186,22 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
         "",
         "| run | clients that ever trained | accepted per round (mean) | rounds with nothing accepted |",
         "|---|---:|---:|---:|",
-        *[f"| {label[r.key]} | {len({k for rr in r.result.rounds for k in rr.participants})} "
-          f"| {sum(len(rr.accepted) for rr in r.result.rounds) / len(r.result.rounds):.1f} / 10 "
-          f"| {sum(not rr.accepted for rr in r.result.rounds)} |" for r in runs if r.result],
+        *[
+            f"| {label[r.key]} | {len({k for rr in r.result.rounds for k in rr.participants})} "
+            f"| {sum(len(rr.accepted) for rr in r.result.rounds) / len(r.result.rounds):.1f} / 10 "
+            f"| {sum(not rr.accepted for rr in r.result.rounds)} |"
+            for r in runs
+            if r.result
+        ],
         "",
-        *([f"Not run: {', '.join(map(str, not_run))} rounds (paper: 100/200/500). A DP round costs 2-4 s on this box (per-sample "
-           "gradients, 1 torch thread): the 500-round set (`--full`, 116 min of compute) is `llbcfl-full.md`."] if not_run else []),
+        *(
+            [
+                f"Not run: {', '.join(map(str, not_run))} rounds (paper: 100/200/500). A DP round costs 2-4 s on this box (per-sample "
+                "gradients, 1 torch thread): the 500-round set (`--full`, 116 min of compute) is `llbcfl-full.md`."
+            ]
+            if not_run
+            else []
+        ),
         "",
         "Paper accuracies at 100/200/500 rounds: n/a (not available: docs/design.md#paper-setups-and-reference-numbers). The paper's literal Laplace "
         "setting (epsilon 10 per step) spends 170 per client per round here (17,000 after 100 rounds) and stayed "
@@ -158,9 +212,14 @@ def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, tag: st
     ]
     write_markdown(f"llbcfl-{tag}", lines)
     write_json(f"llbcfl-{tag}", [{"key": r.key, **summary(r.result)} for r in runs if r.result])
-    plot_curves(RESULTS / f"llbcfl-{tag}.png",
-                [(p.upper() if p == "iid" else "non-IID (Dirichlet 0.5)", [r for r in runs if r.key[0] == p]) for p in PARTITIONS],
-                label)  # fmt: skip
+    plot_curves(
+        RESULTS / f"llbcfl-{tag}.png",
+        [
+            (p.upper() if p == "iid" else "non-IID (Dirichlet 0.5)", [r for r in runs if r.key[0] == p])
+            for p in PARTITIONS
+        ],
+        label,
+    )
     return lines
 
 

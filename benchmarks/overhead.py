@@ -27,9 +27,9 @@ from typing import Any
 import torch
 
 from benchmarks._common import RESULTS, box, command_line, fmt, progress_bar, write_json, write_markdown
+from fedledger.core.protocol.task import TaskConfig
 from fedledger.experiment import ExperimentConfig, run_experiment
 from fedledger.simulate import SimConfig, simulate
-from fedledger.core.protocol.task import TaskConfig
 
 GOAL = 1.15
 PHASES = ("train", "commit", "reveal", "aggregate")
@@ -49,10 +49,12 @@ def _ledger_cost(extra: float, in_process_rounds: list[float]) -> str:
     what = "transactions (~7 ms each), chain reads, uploads and digest checks of 41 files, polling"
     if extra >= 0:
         return f"The ledger adds {extra:.1f} s per round to the in-process round: {what}."
-    return (f"The ledger's rounds came out {-extra:.1f} s shorter than the in-process ones: that is this run's noise, "
-            f"not a saving (the ledger does the same work plus {what}; the in-process rounds alone took "
-            f"{min(in_process_rounds):.1f}-{max(in_process_rounds):.1f} s). A quieter box is needed to resolve the "
-            "ledger's cost.")  # fmt: skip
+    return (
+        f"The ledger's rounds came out {-extra:.1f} s shorter than the in-process ones: that is this run's noise, "
+        f"not a saving (the ledger does the same work plus {what}; the in-process rounds alone took "
+        f"{min(in_process_rounds):.1f}-{max(in_process_rounds):.1f} s). A quieter box is needed to resolve the "
+        "ledger's cost."
+    )
 
 
 def measure(rounds: int, seed: int, defence: str) -> dict[str, Any]:
@@ -62,10 +64,15 @@ def measure(rounds: int, seed: int, defence: str) -> dict[str, Any]:
     result: dict[str, Any] = {"rounds": rounds, "defence": defence}
     with progress_bar("overhead", (1 + len(SETUPS)) * rounds) as bar:
         t0 = time.perf_counter()
-        exp = run_experiment(ExperimentConfig(**common),  # type: ignore[arg-type]
-                             progress=lambda rr: bar.advance(1, f"in-process r{rr.round} {rr.seconds:.1f} s"))
-        result["experiment"] = {"round_seconds": [r.seconds for r in exp.rounds],
-                                "accuracy": [r.accuracy for r in exp.rounds], "wall": time.perf_counter() - t0}
+        exp = run_experiment(
+            ExperimentConfig(**common),  # type: ignore[arg-type]
+            progress=lambda rr: bar.advance(1, f"in-process r{rr.round} {rr.seconds:.1f} s"),
+        )
+        result["experiment"] = {
+            "round_seconds": [r.seconds for r in exp.rounds],
+            "accuracy": [r.accuracy for r in exp.rounds],
+            "wall": time.perf_counter() - t0,
+        }
         for name, (miners, peer_validation) in SETUPS.items():
             with tempfile.TemporaryDirectory() as tmp:
                 task = TaskConfig(min_clients=20, committee_size=miners, peer_validation=peer_validation, **common)  # type: ignore[arg-type]
@@ -74,15 +81,22 @@ def measure(rounds: int, seed: int, defence: str) -> dict[str, Any]:
                 def on_round(rr: Any, n: str = name) -> None:
                     bar.advance(1, f"{n} r{rr.round} {rr.seconds:.1f} s")
 
-                sim = simulate(SimConfig(task=task, miners=miners, storage="embedded", out_dir=Path(tmp)), on_round=on_round)
+                sim = simulate(
+                    SimConfig(task=task, miners=miners, storage="embedded", out_dir=Path(tmp)), on_round=on_round
+                )
             result[name] = {
-                "miners": miners, "peer_validation": peer_validation,
-                "round_seconds": [r.seconds for r in sim.rounds], "accuracy": [r.accuracy for r in sim.rounds],
-                "phase_seconds": [r.phase_seconds for r in sim.rounds], "status": [r.status for r in sim.rounds],
+                "miners": miners,
+                "peer_validation": peer_validation,
+                "round_seconds": [r.seconds for r in sim.rounds],
+                "accuracy": [r.accuracy for r in sim.rounds],
+                "phase_seconds": [r.phase_seconds for r in sim.rounds],
+                "status": [r.status for r in sim.rounds],
                 "agent_seconds": [r.agent_seconds for r in sim.rounds],
-                "gas_total": sim.gas_total, "gas_by_function": sim.gas_by_function,
-                "gas_per_client_round": sim.gas_per_client_round, "wall": time.perf_counter() - t0,
-            }  # fmt: skip
+                "gas_total": sim.gas_total,
+                "gas_by_function": sim.gas_by_function,
+                "gas_per_client_round": sim.gas_per_client_round,
+                "wall": time.perf_counter() - t0,
+            }
     return result
 
 
@@ -134,9 +148,11 @@ def report(m: dict[str, Any], *, seed: int, wall: float, cmd: str, tag: str) -> 
         lines.append(
             f"| {i + 1} | {t:.1f} | {l_round[i]:.1f} | {l_round[i] / t:.2f} | {p_round[i]:.1f} | {p_round[i] / t:.2f} "
             f"| {fmt(e['accuracy'][i])} | {fmt(led['accuracy'][i])} | {fmt(pro['accuracy'][i])} |"
-        )  # fmt: skip
-    ag = {name: {k: statistics.mean(x.get(k, 0.0) for x in m[name]["agent_seconds"]) for k in AGENT_WORK}
-          for name in SETUPS}  # fmt: skip
+        )
+    ag = {
+        name: {k: statistics.mean(x.get(k, 0.0) for x in m[name]["agent_seconds"]) for k in AGENT_WORK}
+        for name in SETUPS
+    }
     ph = {p: statistics.mean(x.get(p, 0.0) for x in pro["phase_seconds"]) for p in PHASES}
     protocol_work = p_mean - l_mean
     lines += [
@@ -160,11 +176,11 @@ def report(m: dict[str, Any], *, seed: int, wall: float, cmd: str, tag: str) -> 
         f"| other | {ag['ledger']['other']:.2f} | {ag['protocol']['other']:.2f} | polls of agents with nothing to "
         "do, `advance` |",
         "",
-        _ledger_cost(l_mean - e_mean, e["round_seconds"])
-        + f" The protocol adds {protocol_work:.1f} s more: "
+        _ledger_cost(l_mean - e_mean, e["round_seconds"]) + f" The protocol adds {protocol_work:.1f} s more: "
         "mutual validation (20 x 19 model evaluations, 40 commit/reveal transactions) and 2 more committee "
         f"members' verification. Protocol phases as seen on chain: "
-        + ", ".join(f"{p} {ph[p]:.1f} s" for p in PHASES) + ".",
+        + ", ".join(f"{p} {ph[p]:.1f} s" for p in PHASES)
+        + ".",
         "",
         "## Gas (from the same simulations)",
         "",
@@ -207,9 +223,16 @@ def plot(m: dict[str, Any], path: Path) -> None:
             vals = [m[name]["phase_seconds"][i].get(p, 0.0) for i in range(R)]
             if not any(vals):
                 continue
-            ax.bar([x + off for x in xs], vals, width=0.26, bottom=bottom, color=colours[p], hatch=hatch,
-                   label=f"{name}: {p}")  # fmt: skip
-            bottom = [b + v for b, v in zip(bottom, vals)]
+            ax.bar(
+                [x + off for x in xs],
+                vals,
+                width=0.26,
+                bottom=bottom,
+                color=colours[p],
+                hatch=hatch,
+                label=f"{name}: {p}",
+            )
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
     ax.set_xlabel("round (bars: in-process | ledger | protocol)")
     ax.set_ylabel("seconds")
     ax.set_title("20 clients, MLP: wall time per round")
@@ -219,15 +242,26 @@ def plot(m: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run(*, full: bool = False, rounds: int | None = None, seed: int = 0, defence: str = "bvfb", tag: str | None = None,
-        argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+def run(
+    *,
+    full: bool = False,
+    rounds: int | None = None,
+    seed: int = 0,
+    defence: str = "bvfb",
+    tag: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> list[str]:
     """Quick: 3 rounds; full: 10 rounds. Returns the markdown lines."""
     rounds = rounds or (10 if full else 3)
     tag = tag or ("full" if full else "quick")
     t0 = time.perf_counter()
     m = measure(rounds, seed, defence)
     wall = time.perf_counter() - t0
-    cmd = command_line("benchmarks.overhead", argv) if argv is not None else f"fedledger bench overhead{' --full' if full else ''}"
+    cmd = (
+        command_line("benchmarks.overhead", argv)
+        if argv is not None
+        else f"fedledger bench overhead{' --full' if full else ''}"
+    )
     lines = report(m, seed=seed, wall=wall, cmd=cmd, tag=tag)
     write_markdown("overhead" if tag in ("quick", "full") else f"overhead-{tag}", lines)
     write_json(f"overhead-{tag}", m)
@@ -244,8 +278,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag")
     a = p.parse_args(argv)
-    print("\n".join(run(full=a.full, rounds=a.rounds, seed=a.seed, defence=a.defence, tag=a.tag,
-                        argv=sys.argv[1:] if argv is None else argv)))  # fmt: skip
+    print(
+        "\n".join(
+            run(
+                full=a.full,
+                rounds=a.rounds,
+                seed=a.seed,
+                defence=a.defence,
+                tag=a.tag,
+                argv=sys.argv[1:] if argv is None else argv,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

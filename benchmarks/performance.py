@@ -30,23 +30,24 @@ from typing import Any
 import torch
 
 from benchmarks._common import RESULTS, box, command_line, progress_bar, write_json, write_markdown
+from fedledger.core.data import load_dataset
+from fedledger.core.defences import ClientUpdate, Context, create_defence
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.training import TrainConfig
-from fedledger.core.data import load_dataset
 from fedledger.core.models import create_model, get_weights
-from fedledger.simulate import SimConfig, simulate
-from fedledger.core.storage import compute_cid
 from fedledger.core.protocol.task import TaskConfig
+from fedledger.core.storage import compute_cid
 from fedledger.core.weights import WeightsMeta, dumps, loads, sha256_hex, spec_of
-from fedledger.core.defences import ClientUpdate, Context, create_defence
+from fedledger.simulate import SimConfig, simulate
 
 DEFENCES = ["fedavg", "krum", "median", "trimmed-mean", "bvfb", "fltrust", "bcs-fl"]
 CLIENTS = [10, 50, 100]
 MODELS = ["mlp", "cnn"]
 
 
-def verification(models: Sequence[str], clients: Sequence[int], defences: Sequence[str], repeats: int,
-                 bar: Any) -> list[dict[str, Any]]:  # fmt: skip
+def verification(
+    models: Sequence[str], clients: Sequence[int], defences: Sequence[str], repeats: int, bar: Any
+) -> list[dict[str, Any]]:
     """Seconds for the input checks and for each defence, per (model, n)."""
     torch.set_num_threads(1)
     ds = load_dataset("mnist")
@@ -60,25 +61,40 @@ def verification(models: Sequence[str], clients: Sequence[int], defences: Sequen
         steps = 5 * 85  # 5 epochs of 2,700 samples at batch 32: the pace normaliser
         for n in clients:
             gen = torch.Generator().manual_seed(n)
-            weights = [OrderedDict((k, v + 0.01 * torch.randn(v.shape, generator=gen)) for k, v in global_w.items())
-                       for _ in range(n)]  # fmt: skip
+            weights = [
+                OrderedDict((k, v + 0.01 * torch.randn(v.shape, generator=gen)) for k, v in global_w.items())
+                for _ in range(n)
+            ]
             meta = WeightsMeta(model_spec=model, task="1", round=1, producer="0x" + "00" * 20)
             blobs = [dumps(w, meta) for w in weights]
             digests = [sha256_hex(b) for b in blobs]
             expected = spec_of(global_w)
 
             def verify() -> None:
-                for b, d in zip(blobs, digests):
+                for b, d in zip(blobs, digests, strict=True):
                     compute_cid(b)
                     assert sha256_hex(b) == d
                     loads(b, expected=expected)
 
             row: dict[str, Any] = {"model": model, "params": n_params, "clients": n, "bytes": len(blobs[0])}
             row["verify"] = _timed(verify, repeats)
-            updates = [ClientUpdate(k, w, 2700, pace=behaviour_model(global_w, w, 0.1, steps).pace) for k, w in enumerate(weights)]
-            ctx = Context(round=1, global_weights=global_w, model_spec=model, in_shape=ds.input_shape,
-                          num_classes=ds.num_classes, test_x=test_x, test_y=test_y, root_x=test_x[:100],
-                          root_y=test_y[:100], train_config=TrainConfig(), seed=0)  # fmt: skip
+            updates = [
+                ClientUpdate(k, w, 2700, pace=behaviour_model(global_w, w, 0.1, steps).pace)
+                for k, w in enumerate(weights)
+            ]
+            ctx = Context(
+                round=1,
+                global_weights=global_w,
+                model_spec=model,
+                in_shape=ds.input_shape,
+                num_classes=ds.num_classes,
+                test_x=test_x,
+                test_y=test_y,
+                root_x=test_x[:100],
+                root_y=test_y[:100],
+                train_config=TrainConfig(),
+                seed=0,
+            )
             for d in defences:
                 kw: dict[str, Any] = {}
                 if d == "krum":
@@ -116,28 +132,64 @@ def chain_rounds(clients: Sequence[int], bar: Any, storage: str = "ipfs") -> lis
         bar.note(f"full stack: {n} clients, 1 round, {k or 'all'} validators per model")
         # Phase deadlines only bound crashed parties (a healthy phase closes as soon as everyone
         # acted): at 100 owners the commit phase (n^2 peer validations) outlasts the default 120 s.
-        task = TaskConfig(clients=n, min_clients=n, rounds=1, defence="bvfb", committee_size=3, peer_validators=k,
-                          train_s=3600, commit_s=3600, reveal_s=3600, aggregate_s=3600)  # fmt: skip
+        task = TaskConfig(
+            clients=n,
+            min_clients=n,
+            rounds=1,
+            defence="bvfb",
+            committee_size=3,
+            peer_validators=k,
+            train_s=3600,
+            commit_s=3600,
+            reveal_s=3600,
+            aggregate_s=3600,
+        )
         t0 = time.perf_counter()
         try:
             with tempfile.TemporaryDirectory() as tmp:
                 rep = simulate(SimConfig(task=task, miners=3, storage=storage, out_dir=Path(tmp), timeout=3600))
         except Exception as exc:  # noqa: BLE001 - record the failure, keep the other rows
-            rows.append({"clients": n, "validators": k, "wall": time.perf_counter() - t0,
-                         "error": f"{type(exc).__name__}: {exc}"})  # fmt: skip
+            rows.append(
+                {
+                    "clients": n,
+                    "validators": k,
+                    "wall": time.perf_counter() - t0,
+                    "error": f"{type(exc).__name__}: {exc}",
+                }
+            )
             bar.advance(1, f"full stack {n} clients failed")
             continue
         wall = time.perf_counter() - t0
         r = rep.rounds[0]
-        rows.append({"clients": n, "validators": k, "wall": wall, "round_seconds": r.seconds, "phase_seconds": r.phase_seconds,
-                     "status": r.status, "accuracy": r.accuracy, "gas_per_client_round": rep.gas_per_client_round,
-                     "gas_total": rep.gas_total, "gas_by_function": rep.gas_by_function})  # fmt: skip
+        rows.append(
+            {
+                "clients": n,
+                "validators": k,
+                "wall": wall,
+                "round_seconds": r.seconds,
+                "phase_seconds": r.phase_seconds,
+                "status": r.status,
+                "accuracy": r.accuracy,
+                "gas_per_client_round": rep.gas_per_client_round,
+                "gas_total": rep.gas_total,
+                "gas_by_function": rep.gas_by_function,
+            }
+        )
         bar.advance(1, f"full stack {n} clients: {wall:.0f} s")
     return rows
 
 
-def report(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Sequence[str], *, repeats: int,
-           wall: float, cmd: str, tag: str, storage: str) -> list[str]:  # fmt: skip
+def report(
+    ver: list[dict[str, Any]],
+    chain: list[dict[str, Any]],
+    defences: Sequence[str],
+    *,
+    repeats: int,
+    wall: float,
+    cmd: str,
+    tag: str,
+    storage: str,
+) -> list[str]:
     """Markdown tables."""
     lines = [
         f"# Performance: miner verification and full-stack rounds ({tag} set)",
@@ -155,16 +207,25 @@ def report(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seq
         "|---|---:|---:|---:|---:|" + "---:|" * len(defences),
     ]
     for r in ver:
-        lines.append(f"| {r['model']} | {r['params']:,} | {r['bytes']:,} | {r['clients']} | {r['verify']:.3f} | "
-                     + " | ".join(f"{r[d]:.3f}" for d in defences) + " |")  # fmt: skip
+        lines.append(
+            f"| {r['model']} | {r['params']:,} | {r['bytes']:,} | {r['clients']} | {r['verify']:.3f} | "
+            + " | ".join(f"{r[d]:.3f}" for d in defences)
+            + " |"
+        )
     lines += ["", "Growth from the smallest to the largest n (factor, same model):", ""]
     for model in sorted({r["model"] for r in ver}):
         rs = [r for r in ver if r["model"] == model]
         if len(rs) > 1:
             a, b = rs[0], rs[-1]
-            lines.append(f"- {model}, n {a['clients']} -> {b['clients']} (x{b['clients'] / a['clients']:.0f}): "
-                         + "; ".join(f"{k} x{b[k] / a[k]:.1f}" for k in ["verify", *defences] if a[k] > 0))  # fmt: skip
-    lines += ["", "Paper numbers for verification time: n/a (none available: docs/design.md#paper-setups-and-reference-numbers).", ""]
+            lines.append(
+                f"- {model}, n {a['clients']} -> {b['clients']} (x{b['clients'] / a['clients']:.0f}): "
+                + "; ".join(f"{k} x{b[k] / a[k]:.1f}" for k in ["verify", *defences] if a[k] > 0)
+            )
+    lines += [
+        "",
+        "Paper numbers for verification time: n/a (none available: docs/design.md#paper-setups-and-reference-numbers).",
+        "",
+    ]
     if chain:
         lines += [
             f"## Whole rounds through chain + storage ({'js-ipfs daemon' if storage == 'ipfs' else storage}), 1 round each",
@@ -180,30 +241,38 @@ def report(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seq
         ]
         for r in chain:
             if "error" in r:
-                lines.append(f"| {r['clients']} | {_validators(r)} | **failed** after {r['wall']:.0f} s: "
-                             f"{r['error'][:160]} |" + " |" * 9)  # fmt: skip
+                lines.append(
+                    f"| {r['clients']} | {_validators(r)} | **failed** after {r['wall']:.0f} s: "
+                    f"{r['error'][:160]} |" + " |" * 9
+                )
                 continue
             ph = r["phase_seconds"]
             lines.append(
                 f"| {r['clients']} | {_validators(r)} | {r['status']} | {r['wall']:.0f} | {r['round_seconds']:.0f} | "
                 + " | ".join(f"{ph.get(p, 0.0):.1f}" for p in ("train", "commit", "reveal", "aggregate"))
                 + f" | {r['gas_per_client_round']:,.0f} | {r['gas_total']:,} | {r['accuracy']:.4f} |"
-            )  # fmt: skip
+            )
         ok = [r for r in chain if "error" not in r and not r.get("validators")]
         sampled = [r for r in chain if "error" not in r and r.get("validators")]
         if len(ok) > 1:
             a, b = ok[0], ok[-1]
-            lines += ["", f"From {a['clients']} to {b['clients']} clients (x{b['clients'] / a['clients']:.0f}): round time "
-                      f"x{b['round_seconds'] / a['round_seconds']:.1f}; commit phase (every owner validates every peer: "
-                      f"n^2 model fetches) x{b['phase_seconds'].get('commit', 0) / max(a['phase_seconds'].get('commit', 0), 1e-9):.1f}; "
-                      f"gas per client x{b['gas_per_client_round'] / a['gas_per_client_round']:.2f}."]  # fmt: skip
+            lines += [
+                "",
+                f"From {a['clients']} to {b['clients']} clients (x{b['clients'] / a['clients']:.0f}): round time "
+                f"x{b['round_seconds'] / a['round_seconds']:.1f}; commit phase (every owner validates every peer: "
+                f"n^2 model fetches) x{b['phase_seconds'].get('commit', 0) / max(a['phase_seconds'].get('commit', 0), 1e-9):.1f}; "
+                f"gas per client x{b['gas_per_client_round'] / a['gas_per_client_round']:.2f}.",
+            ]
         for r in sampled:
             full = next((o for o in ok if o["clients"] == r["clients"]), None)
             if full is not None:
-                lines += ["", f"{r['clients']} clients with each model scored by {r['validators']} sampled peers instead of "
-                          f"all {r['clients'] - 1}: commit phase {full['phase_seconds'].get('commit', 0):.1f} -> "
-                          f"{r['phase_seconds'].get('commit', 0):.1f} s, round {full['round_seconds']:.0f} -> "
-                          f"{r['round_seconds']:.0f} s."]  # fmt: skip
+                lines += [
+                    "",
+                    f"{r['clients']} clients with each model scored by {r['validators']} sampled peers instead of "
+                    f"all {r['clients'] - 1}: commit phase {full['phase_seconds'].get('commit', 0):.1f} -> "
+                    f"{r['phase_seconds'].get('commit', 0):.1f} s, round {full['round_seconds']:.0f} -> "
+                    f"{r['round_seconds']:.0f} s.",
+                ]
     lines += ["", f"Plot: `performance-{tag}.png`."]
     return lines
 
@@ -223,7 +292,7 @@ def plot(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seque
     chain = [r for r in chain if "error" not in r]
     n_panels = len(models) + (1 if chain else 0)
     fig, axes = plt.subplots(1, n_panels, figsize=(5 * n_panels, 3.8), dpi=110, squeeze=False)
-    for ax, model in zip(axes[0], models):
+    for ax, model in zip(axes[0], models, strict=False):
         rs = [r for r in ver if r["model"] == model]
         for k in ["verify", *defences]:
             ax.plot([r["clients"] for r in rs], [r[k] for r in rs], marker="o", label=k)
@@ -240,7 +309,7 @@ def plot(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seque
         for p in ("train", "commit", "reveal", "aggregate"):
             vals = [r["phase_seconds"].get(p, 0.0) for r in chain]
             ax.bar(xs, vals, bottom=bottom, label=p)
-            bottom = [b + v for b, v in zip(bottom, vals)]
+            bottom = [b + v for b, v in zip(bottom, vals, strict=True)]
         ax.set_title("one round on chain + IPFS, by phase")
         ax.set_xlabel("clients")
         ax.set_ylabel("seconds")
@@ -250,9 +319,16 @@ def plot(ver: list[dict[str, Any]], chain: list[dict[str, Any]], defences: Seque
     plt.close(fig)
 
 
-def run(*, full: bool = False, clients: Sequence[int] | None = None, models: Sequence[str] | None = None,
-        chain_clients: Sequence[int] | None = None, storage: str = "ipfs", tag: str | None = None,
-        argv: Sequence[str] | None = None) -> list[str]:  # fmt: skip
+def run(
+    *,
+    full: bool = False,
+    clients: Sequence[int] | None = None,
+    models: Sequence[str] | None = None,
+    chain_clients: Sequence[int] | None = None,
+    storage: str = "ipfs",
+    tag: str | None = None,
+    argv: Sequence[str] | None = None,
+) -> list[str]:
     """Quick: verification once per cell, chain rounds at 10 and 100 clients; full: median of 3,
     chain rounds at 10, 20, 50, 100 clients. Returns the markdown lines."""
     clients = list(clients or CLIENTS)
@@ -266,7 +342,11 @@ def run(*, full: bool = False, clients: Sequence[int] | None = None, models: Seq
         ver = verification(models, clients, DEFENCES, repeats, bar)
         chain = chain_rounds(chain_clients, bar, storage)
     wall = time.perf_counter() - t0
-    cmd = command_line("benchmarks.performance", argv) if argv is not None else f"fedledger bench performance{' --full' if full else ''}"
+    cmd = (
+        command_line("benchmarks.performance", argv)
+        if argv is not None
+        else f"fedledger bench performance{' --full' if full else ''}"
+    )
     lines = report(ver, chain, DEFENCES, repeats=repeats, wall=wall, cmd=cmd, tag=tag, storage=storage)
     write_markdown(f"performance-{tag}", lines)
     write_json(f"performance-{tag}", {"verification": ver, "chain": chain})
@@ -285,10 +365,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--tag")
     a = p.parse_args(argv)
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
-    print("\n".join(run(
-        full=a.full, clients=ints(a.clients) if a.clients else None, models=a.models.split(",") if a.models else None,
-        chain_clients=ints(a.chain_clients) if a.chain_clients is not None else None, storage=a.storage, tag=a.tag,
-        argv=sys.argv[1:] if argv is None else argv)))  # fmt: skip
+    print(
+        "\n".join(
+            run(
+                full=a.full,
+                clients=ints(a.clients) if a.clients else None,
+                models=a.models.split(",") if a.models else None,
+                chain_clients=ints(a.chain_clients) if a.chain_clients is not None else None,
+                storage=a.storage,
+                tag=a.tag,
+                argv=sys.argv[1:] if argv is None else argv,
+            )
+        )
+    )
 
 
 if __name__ == "__main__":

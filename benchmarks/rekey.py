@@ -38,8 +38,21 @@ from benchmarks._common import CELLS, _model_source, cell_id, engine_fingerprint
 from fedledger.experiment import ExperimentResult, run_experiment
 
 # What must match, round by round, for a re-run to count as the same computation (not timings).
-_SAME = ("round", "accuracy", "loss", "participants", "accepted", "malicious_participants", "precision", "recall",
-         "asr", "adopted", "scores", "digest", "epsilon")  # fmt: skip
+_SAME = (
+    "round",
+    "accuracy",
+    "loss",
+    "participants",
+    "accepted",
+    "malicious_participants",
+    "precision",
+    "recall",
+    "asr",
+    "adopted",
+    "scores",
+    "digest",
+    "epsilon",
+)
 
 
 def _reproduces(path: Path, rounds: int) -> tuple[bool, str]:
@@ -53,6 +66,7 @@ def _reproduces(path: Path, rounds: int) -> tuple[bool, str]:
             if a[key] != b[key]:
                 return False, f"round {old.round}: {key} {a[key]!r} != {b[key]!r}"
     return True, f"{n} rounds identical (digests {', '.join(str(r.digest)[:12] for r in again.rounds)})"
+
 
 # Runs inside the old checkout: its own cell naming, plus this tree's (stdlib-only) reduction.
 _OLD_SIDE = r"""
@@ -84,15 +98,30 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rekey", description=__doc__.split("\n\n")[0])
     parser.add_argument("old_checkout", type=Path, help="a checkout of the commit that named the cells")
     parser.add_argument("--dry-run", action="store_true", help="report only, rename nothing")
-    parser.add_argument("--leave-out", action="append", default=[], metavar="PATH",
-                        help="an old source (path in the old checkout) the engine never used, though the old key counted "
-                             "it (e.g. client/agent.py, counted only because the whole client/ folder was listed)")
-    parser.add_argument("--verify-rounds", type=int, default=0, metavar="N",
-                        help="for cells whose code changed: re-run the cheapest cell of each group for N rounds and "
-                             "keep the group only if they match exactly (0: retire them)")
-    parser.add_argument("--removed", action="append", default=[], metavar="FILE:QUALNAME",
-                        help="a definition the new code deleted as dead (e.g. "
-                             "fedledger/core/attacks.py:Attack.poisons_data); the old side reduces FILE without it")
+    parser.add_argument(
+        "--leave-out",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="an old source (path in the old checkout) the engine never used, though the old key counted "
+        "it (e.g. client/agent.py, counted only because the whole client/ folder was listed)",
+    )
+    parser.add_argument(
+        "--verify-rounds",
+        type=int,
+        default=0,
+        metavar="N",
+        help="for cells whose code changed: re-run the cheapest cell of each group for N rounds and "
+        "keep the group only if they match exactly (0: retire them)",
+    )
+    parser.add_argument(
+        "--removed",
+        action="append",
+        default=[],
+        metavar="FILE:QUALNAME",
+        help="a definition the new code deleted as dead (e.g. "
+        "fedledger/core/attacks.py:Attack.poisons_data); the old side reduces FILE without it",
+    )
     args = parser.parse_args(argv)
     removed: dict[str, list[str]] = {}
     for spec in args.removed:
@@ -105,8 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     env = {**os.environ, "PYTHONPATH": str(old), "FEDLEDGER_ROOT": str(old)}
     fingerprint = Path(__file__).with_name("_fingerprint.py")
     old_side = [sys.executable, "-c", _OLD_SIDE, str(fingerprint), json.dumps(args.leave_out), json.dumps(removed)]
-    out = subprocess.run([*old_side, *map(str, cells)], cwd=old, env=env,
-                         check=True, capture_output=True, text=True).stdout  # fmt: skip
+    out = subprocess.run(
+        [*old_side, *map(str, cells)], cwd=old, env=env, check=True, capture_output=True, text=True
+    ).stdout
     moved = same = stale = retired = 0
     changed: dict[tuple[str, ...], list[tuple[Path, Path]]] = defaultdict(list)
     for line in out.splitlines():

@@ -16,15 +16,15 @@ import tempfile
 import time
 from pathlib import Path
 
-from fedledger.deploy import devnet
-from fedledger.core.chain.binding import load_abi
-from fedledger.deploy.deployer import deploy_data_registry
 from fedledger.core import ringsig
-from fedledger.core.chain.transport import request
 from fedledger.core.chain import connect, devnet_account
+from fedledger.core.chain.binding import load_abi
 from fedledger.core.chain.data_registry import DataRegistry, signature_abi
+from fedledger.core.chain.transport import request
 from fedledger.core.paths import project_root
 from fedledger.core.ringsig import KeyPair
+from fedledger.deploy import devnet
+from fedledger.deploy.deployer import deploy_data_registry
 
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
 
@@ -73,15 +73,24 @@ def measure(sizes: list[int], repeats: int) -> tuple[list[dict[str, float]], dic
                     est.append(gas)
                     verify_only.append(gas - 21_000 - calldata_gas(data))
                     share_gas.append(relayer.share(pool, CID, digest, now, ring_ids, sig)[1].gas_used)
-                rows.append({
-                    "size": size, "verify_call": statistics.median(est), "verify_exec": statistics.median(verify_only),
-                    "share_tx": statistics.median(share_gas), "sign_ms": 1000 * statistics.median(sign_s),
-                    "verify_ms": 1000 * statistics.median(verify_s),
-                })  # fmt: skip
+                rows.append(
+                    {
+                        "size": size,
+                        "verify_call": statistics.median(est),
+                        "verify_exec": statistics.median(verify_only),
+                        "share_tx": statistics.median(share_gas),
+                        "sign_ms": 1000 * statistics.median(sign_s),
+                        "verify_ms": 1000 * statistics.median(verify_s),
+                    }
+                )
         finally:
             net.stop()
-    meta = {"hardfork": node.get("hardFork", "anvil default"), "deploy_gas": entry["gasUsed"],
-            "register_gas": statistics.median(register_gas), "hash_to_point": statistics.median(h2p)}  # fmt: skip
+    meta = {
+        "hardfork": node.get("hardFork", "anvil default"),
+        "deploy_gas": entry["gasUsed"],
+        "register_gas": statistics.median(register_gas),
+        "hash_to_point": statistics.median(h2p),
+    }
     return rows, meta
 
 
@@ -135,7 +144,9 @@ def main() -> None:
     t0 = time.perf_counter()
     rows, meta = measure(args.sizes, args.repeats)
     wall = time.perf_counter() - t0
-    command = "python -m benchmarks.ringsig_gas --sizes " + " ".join(map(str, args.sizes)) + f" --repeats {args.repeats}"
+    command = (
+        "python -m benchmarks.ringsig_gas --sizes " + " ".join(map(str, args.sizes)) + f" --repeats {args.repeats}"
+    )
     text = render(rows, meta, command, wall, args.repeats)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(text)

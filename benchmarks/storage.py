@@ -58,17 +58,19 @@ def main() -> None:
             for label, size in SIZES.items():
                 for name, store in (("embedded", embedded), (f"js-ipfs {version} RPC", rpc)):
                     put_s, get_s = measure(store, size, args.repeats)
-                    rows.append(f"| {name} | {label} | {mbps(size, put_s)} | {put_s * 1000:,.0f} "
-                                f"| {mbps(size, get_s)} | {get_s * 1000:,.0f} |")
+                    rows.append(
+                        f"| {name} | {label} | {mbps(size, put_s)} | {put_s * 1000:,.0f} "
+                        f"| {mbps(size, get_s)} | {get_s * 1000:,.0f} |"
+                    )
                 data = random.Random(f"cid-{size}").randbytes(size)
-                cid_s = statistics.median(_timed(lambda: compute_cid(data))
-                                          for _ in range(args.repeats))
-                rows.append(f"| CID only (compute_cid) | {label} | {mbps(size, cid_s)} "
-                            f"| {cid_s * 1000:,.0f} | | |")
+                cid_s = statistics.median(_timed(lambda: compute_cid(data)) for _ in range(args.repeats))
+                rows.append(f"| CID only (compute_cid) | {label} | {mbps(size, cid_s)} | {cid_s * 1000:,.0f} | | |")
                 cid = embedded.put(data)
                 push_s = _timed(lambda: push(cid, embedded, rpc))
-                rows.append(f"| push embedded -> daemon (+ verified get) | {label} "
-                            f"| {mbps(size, push_s)} | {push_s * 1000:,.0f} | | |")
+                rows.append(
+                    f"| push embedded -> daemon (+ verified get) | {label} "
+                    f"| {mbps(size, push_s)} | {push_s * 1000:,.0f} | | |"
+                )
         finally:
             ipfs_daemon.stop(Path(tmp) / "state")
     wall = time.perf_counter() - wall

@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
-
-from web3.types import Wei
 from pathlib import Path
 
-from fedledger.deploy import devnet
-from fedledger.deploy.deployer import deploy
+from web3.types import Wei
+
 from fedledger.core.chain import FedLedger, connect, devnet_account
 from fedledger.core.paths import project_root
+from fedledger.deploy import devnet
+from fedledger.deploy.deployer import deploy
 
 
 def measure(n: int) -> dict[str, float]:
@@ -37,7 +37,8 @@ def measure(n: int) -> dict[str, float]:
             t0 = time.perf_counter()
             for _ in range(n):  # web3's documented path: the node fills in everything
                 tx = naive.contract.functions.stake().build_transaction(
-                    {"from": acct.address, "value": Wei(1), "nonce": w3.eth.get_transaction_count(acct.address)})  # fmt: skip
+                    {"from": acct.address, "value": Wei(1), "nonce": w3.eth.get_transaction_count(acct.address)}
+                )
                 signed = acct.sign_transaction(dict(tx))  # type: ignore[arg-type]  # web3's TxParams vs eth-account's dict
                 w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction))
             rates["web3 default (build, sign, send, wait)"] = n / (time.perf_counter() - t0)

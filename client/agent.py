@@ -34,7 +34,7 @@ from fedledger.core.chain import (
     encode_scores,
     model_commitment,
     score_commitment,
-)  # fmt: skip
+)
 from fedledger.core.chain.accounts import owner_secret
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import create_accountant
@@ -49,8 +49,10 @@ from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 log = logging.getLogger(__name__)
 
 # reverts that only mean "too late": the phase closed or moved on while this agent was working
-_RACES = {f"FedLedger{name}" for name in
-          ("DeadlinePassed", "WrongPhase", "AlreadySubmitted", "AlreadyCommitted", "AlreadyRevealed")}  # fmt: skip
+_RACES = {
+    f"FedLedger{name}"
+    for name in ("DeadlinePassed", "WrongPhase", "AlreadySubmitted", "AlreadyCommitted", "AlreadyRevealed")
+}
 
 
 class ClientAgent:
@@ -169,8 +171,12 @@ class ClientAgent:
         except ContractRevert as exc:
             if exc.name != "FedLedgerCommitmentMismatch":
                 raise
-            log.warning("client %d: the model retrained after a restart differs from the committed one: "
-                        "round %d goes on without it", self.k, r)  # fmt: skip
+            log.warning(
+                "client %d: the model retrained after a restart differs from the committed one: "
+                "round %d goes on without it",
+                self.k,
+                r,
+            )
             return "idle"
         return f"submitted r{r}"
 
@@ -185,16 +191,26 @@ class ClientAgent:
         cfg = self.cfg.train_config()
         steps = cfg.local_steps or cfg.local_epochs * math.ceil(len(self.x) / cfg.batch_size)
         if self.attack.trains:
-            res = train_local(self.model, global_w, self.x, self.y, cfg, dp=self.dp, accountant=self.accountant,
-                              seed=rules.training_seed(self.cfg.seed, r, self.k),
-                              noise_secret=self._secret("dp noise", r) if self.dp else None)  # fmt: skip
+            res = train_local(
+                self.model,
+                global_w,
+                self.x,
+                self.y,
+                cfg,
+                dp=self.dp,
+                accountant=self.accountant,
+                seed=rules.training_seed(self.cfg.seed, r, self.k),
+                noise_secret=self._secret("dp noise", r) if self.dp else None,
+            )
             weights, steps, self.epsilon = res.weights, res.local_steps, res.epsilon
         else:
             weights = OrderedDict((k, v.clone()) for k, v in global_w.items())
         weights = self.attack.poison_weights(
-            global_w, weights, honest_updates=self._honest_updates(r, global_w) if self.attack.needs_honest_updates else None,
+            global_w,
+            weights,
+            honest_updates=self._honest_updates(r, global_w) if self.attack.needs_honest_updates else None,
             gen=torch.Generator().manual_seed(rules.weights_poison_seed(self.cfg.seed, r, self.k)),
-        )  # fmt: skip
+        )
         pace = behaviour_model(global_w, weights, self.cfg.lr, steps).pace
         meta = WeightsMeta(model_spec=self.cfg.model_spec(), task=str(self.task_id), round=r, producer=self.address)
         data = dumps(weights, meta)

@@ -11,10 +11,10 @@ from typing import Any
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from fedledger.core.chain.manifest import manifest_path
-from fedledger.deploy.compile import compile_contracts
 from fedledger.core.chain.errors import ErrorDecoder
+from fedledger.core.chain.manifest import manifest_path
 from fedledger.core.chain.tx import Transactor
+from fedledger.deploy.compile import compile_contracts
 
 DEFAULT_MIN_STAKE = 10**18  # 1 ETH
 DEFAULT_UNSTAKE_DELAY = 7 * 24 * 3600
@@ -52,11 +52,21 @@ def deploy(
 
     factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"])
     tx = Transactor(w3, account, ErrorDecoder(artifact["abi"]))
-    gas = int(w3.eth.estimate_gas({"from": account.address, "data": factory.constructor(min_stake, unstake_delay).data_in_transaction}) * 1.2)
+    gas = int(
+        w3.eth.estimate_gas(
+            {"from": account.address, "data": factory.constructor(min_stake, unstake_delay).data_in_transaction}
+        )
+        * 1.2
+    )
     raw_tx = factory.constructor(min_stake, unstake_delay).build_transaction(
-        {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-         "gas": gas, "chainId": chain_id, **tx.fee_fields()}
-    )  # fmt: skip
+        {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "gas": gas,
+            "chainId": chain_id,
+            **tx.fee_fields(),
+        }
+    )
     signed = account.sign_transaction(raw_tx)
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=120)
     if receipt["status"] != 1:
@@ -104,9 +114,14 @@ def deploy_data_registry(w3: Web3, account: LocalAccount) -> dict[str, Any]:
     data = factory.constructor().data_in_transaction
     gas = int(w3.eth.estimate_gas({"from": account.address, "data": data}) * 1.2)
     raw_tx = factory.constructor().build_transaction(
-        {"from": account.address, "nonce": w3.eth.get_transaction_count(account.address, "pending"),
-         "gas": gas, "chainId": w3.eth.chain_id, **fees}
-    )  # fmt: skip
+        {
+            "from": account.address,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "gas": gas,
+            "chainId": w3.eth.chain_id,
+            **fees,
+        }
+    )
     signed = account.sign_transaction(raw_tx)
     receipt = w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(signed.raw_transaction), timeout=120)
     if receipt["status"] != 1:

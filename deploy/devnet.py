@@ -56,10 +56,21 @@ def _command(kind: str, port: int, state: Path | None = None) -> list[str]:
         binary = nm / "@foundry-rs" / "anvil-linux-amd64" / "bin" / "anvil"
         keep = ["--state", str(state), "--state-interval", str(STATE_INTERVAL_S)] if state is not None else []
         return [
-            str(binary), "--host", "127.0.0.1", "--port", str(port),
-            "--accounts", str(DEVNET_ACCOUNTS), "--balance", str(DEVNET_BALANCE_ETH),
-            "--mnemonic", DEVNET_MNEMONIC, "--chain-id", str(DEVNET_CHAIN_ID), *keep,
-        ]  # fmt: skip
+            str(binary),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--accounts",
+            str(DEVNET_ACCOUNTS),
+            "--balance",
+            str(DEVNET_BALANCE_ETH),
+            "--mnemonic",
+            DEVNET_MNEMONIC,
+            "--chain-id",
+            str(DEVNET_CHAIN_ID),
+            *keep,
+        ]
     if state is not None:
         # Hardhat's node keeps its chain in memory only (no state file option): a restart starts
         # from block 0, so `--state` is refused rather than silently ignored.
@@ -78,7 +89,9 @@ def wait_ready(rpc_url: str, timeout: float = 60.0, proc: subprocess.Popen | Non
         if proc is not None and proc.poll() is not None:
             raise DevnetError(f"devnet exited with code {proc.returncode} before it was ready")
         try:
-            r = requests.post(rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2)
+            r = requests.post(
+                rpc_url, json={"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}, timeout=2
+            )
             if r.ok and "result" in r.json():
                 return
         except requests.RequestException:
@@ -98,17 +111,27 @@ def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None, state
     log_path = log_dir / f"devnet-{kind}-{port}.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            cwd=project_root(), start_new_session=True,
-        )  # fmt: skip
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=project_root(),
+            start_new_session=True,
+        )
     rpc_url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(rpc_url, timeout=120 if kind == "hardhat" else 30, proc=proc)
     except DevnetError:
         stop_process(proc.pid, 5)
         raise DevnetError(f"{kind} did not start; see {log_path}:\n{log_path.read_text()[-2000:]}") from None
-    return Devnet(kind=kind, pid=proc.pid, port=port, rpc_url=rpc_url, log=str(log_path),
-                  state=str(state) if state is not None else None)  # fmt: skip
+    return Devnet(
+        kind=kind,
+        pid=proc.pid,
+        port=port,
+        rpc_url=rpc_url,
+        log=str(log_path),
+        state=str(state) if state is not None else None,
+    )
 
 
 def record_path() -> Path:

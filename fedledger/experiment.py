@@ -26,16 +26,16 @@ import numpy as np
 import torch
 
 from fedledger.core.attacks import backdoor_target, create_attack
+from fedledger.core.data import ClientData, client_data, load_dataset
+from fedledger.core.defences import Context, Decision
+from fedledger.core.defences.base import ClientUpdate, TaskTerms
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import DPConfig, create_accountant
 from fedledger.core.learning.training import TrainConfig, train_local
-from fedledger.core.protocol.validation import score_vector, validation_targets
-from fedledger.core.data import ClientData, client_data, load_dataset
 from fedledger.core.metrics import attack_success_rate, detection, evaluate
 from fedledger.core.models import StateDict, create_model, get_weights
-from fedledger.core.defences import Context, Decision
-from fedledger.core.defences.base import ClientUpdate, TaskTerms
 from fedledger.core.protocol import rules
+from fedledger.core.protocol.validation import score_vector, validation_targets
 
 __all__ = ["ExperimentConfig", "ExperimentResult", "RoundResult", "run_experiment", "task_terms"]
 
@@ -184,20 +184,37 @@ def run_experiment(
     attack = create_attack(cfg.attack, **cfg.attack_kwargs)
     attack.setup(n_clients=n, n_malicious=len(mal))
     train_cfg = TrainConfig(
-        lr=cfg.lr, batch_size=cfg.batch_size, local_epochs=cfg.local_epochs,
-        local_steps=cfg.local_steps, prune_ratio=cfg.prune_ratio,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        local_epochs=cfg.local_epochs,
+        local_steps=cfg.local_steps,
+        prune_ratio=cfg.prune_ratio,
     )
     dp = (
-        DPConfig(mechanism=_dp_mechanism(cfg.dp), max_grad_norm=cfg.max_grad_norm, noise_multiplier=cfg.noise_multiplier,
-                 epsilon=cfg.epsilon, delta=cfg.delta)
-        if cfg.dp else None
+        DPConfig(
+            mechanism=_dp_mechanism(cfg.dp),
+            max_grad_norm=cfg.max_grad_norm,
+            noise_multiplier=cfg.noise_multiplier,
+            epsilon=cfg.epsilon,
+            delta=cfg.delta,
+        )
+        if cfg.dp
+        else None
     )
     accountants = {k: create_accountant(dp.mechanism) for k in range(n)} if dp else {}
 
     # Client data (and the attackers' poisoned copies), derived exactly as an agent would.
     data: dict[int, ClientData] = {
-        k: client_data(ds, cfg.partition, cfg.seed, n, k, alpha=cfg.alpha,
-                       shards_per_client=cfg.shards_per_client, val_fraction=cfg.val_fraction)
+        k: client_data(
+            ds,
+            cfg.partition,
+            cfg.seed,
+            n,
+            k,
+            alpha=cfg.alpha,
+            shards_per_client=cfg.shards_per_client,
+            val_fraction=cfg.val_fraction,
+        )
         for k in range(n)
     }
     train_xy: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -222,8 +239,9 @@ def run_experiment(
     needs_peer = "peer_scores" in rules.build_defence(defence_name, terms, n).needs or attack.name == "collusive"
 
     # Registration: reputation from each owner's self-assessment, round 1's selection from it.
-    reps = tuple(rules.registration_reputation(rules.self_assessment(len(train_xy[k][0]), len(ds.y_train), n))
-                 for k in range(n))  # fmt: skip
+    reps = tuple(
+        rules.registration_reputation(rules.self_assessment(len(train_xy[k][0]), len(ds.y_train), n)) for k in range(n)
+    )
     selection = rules.first_selection(reps, terms.top_n)
     adopted_acc = [evaluate(model, miner_x, miner_y, weights=global_w)[0]] if rules.uses_benchmark(defence_name) else []
     results: list[RoundResult] = []
@@ -238,8 +256,15 @@ def run_experiment(
         eps: list[float] = []
 
         def train(k: int) -> None:
-            res = train_local(model, global_w, *train_xy[k], train_cfg, seed=rules.training_seed(cfg.seed, r, k),
-                              dp=dp, accountant=accountants.get(k))
+            res = train_local(
+                model,
+                global_w,
+                *train_xy[k],
+                train_cfg,
+                seed=rules.training_seed(cfg.seed, r, k),
+                dp=dp,
+                accountant=accountants.get(k),
+            )
             weights[k], steps[k], losses[k] = res.weights, res.local_steps, res.loss
             if res.epsilon is not None:
                 eps.append(res.epsilon)
@@ -248,7 +273,8 @@ def run_experiment(
             train(k)
         honest_updates = (
             [OrderedDict((key, weights[k][key] - global_w[key]) for key in global_w) for k in honest]
-            if attack.needs_honest_updates else None
+            if attack.needs_honest_updates
+            else None
         )
         for k in bad:
             if attack.trains:
@@ -256,9 +282,12 @@ def run_experiment(
             else:
                 weights[k] = OrderedDict((key, v.clone()) for key, v in global_w.items())
                 steps[k] = train_cfg.local_steps or train_cfg.local_epochs * math.ceil(
-                    len(train_xy[k][0]) / train_cfg.batch_size)
+                    len(train_xy[k][0]) / train_cfg.batch_size
+                )
             weights[k] = attack.poison_weights(
-                global_w, weights[k], honest_updates=honest_updates,
+                global_w,
+                weights[k],
+                honest_updates=honest_updates,
                 gen=torch.Generator().manual_seed(rules.weights_poison_seed(cfg.seed, r, k)),
             )
         updates = []
@@ -277,10 +306,21 @@ def run_experiment(
                 peer_scores[v] = s
 
         ctx = Context(
-            round=r, global_weights=global_w, model_spec=cfg.model, in_shape=ds.input_shape,
-            num_classes=ds.num_classes, test_x=miner_x, test_y=miner_y, root_x=root_x, root_y=root_y,
-            train_config=train_cfg, seed=cfg.seed, peer_scores=peer_scores, reputation=rules.reputations(reps),
-            best_accuracy=rules.benchmark(adopted_acc), standby=rules.standby(participants, n),
+            round=r,
+            global_weights=global_w,
+            model_spec=cfg.model,
+            in_shape=ds.input_shape,
+            num_classes=ds.num_classes,
+            test_x=miner_x,
+            test_y=miner_y,
+            root_x=root_x,
+            root_y=root_y,
+            train_config=train_cfg,
+            seed=cfg.seed,
+            peer_scores=peer_scores,
+            reputation=rules.reputations(reps),
+            best_accuracy=rules.benchmark(adopted_acc),
+            standby=rules.standby(participants, n),
         )
         dec: Decision = rules.build_defence(defence_name, terms, len(updates)).aggregate(updates, ctx)
         adopted = dec.global_update is not None
@@ -293,14 +333,34 @@ def run_experiment(
 
         acc, loss = evaluate(model, eval_x, eval_y, weights=global_w)
         det = detection(participants, dec.accepted, mal_set)
-        asr = attack_success_rate(model, eval_x, eval_y, target=bd_target, weights=global_w) if bd_target is not None else None
-        metrics = {k: v for k, v in dec.metrics.items() if k in ("score", "reference", "winner", "threshold", "adopted", "trim", "bph", "bdh")}
+        asr = (
+            attack_success_rate(model, eval_x, eval_y, target=bd_target, weights=global_w)
+            if bd_target is not None
+            else None
+        )
+        metrics = {
+            k: v
+            for k, v in dec.metrics.items()
+            if k in ("score", "reference", "winner", "threshold", "adopted", "trim", "bph", "bdh")
+        }
         rr = RoundResult(
-            round=r, accuracy=acc, loss=loss, participants=participants, accepted=dec.accepted,
-            malicious_participants=bad, precision=det.precision, recall=det.recall, asr=asr,
-            adopted=adopted, scores=dec.scores, metrics=metrics, digest=dec.digest() if adopted else None,
-            epsilon=max(eps) if eps else None, seconds=time.perf_counter() - t0,
-            winner=close.winner, reputations=list(reps),
+            round=r,
+            accuracy=acc,
+            loss=loss,
+            participants=participants,
+            accepted=dec.accepted,
+            malicious_participants=bad,
+            precision=det.precision,
+            recall=det.recall,
+            asr=asr,
+            adopted=adopted,
+            scores=dec.scores,
+            metrics=metrics,
+            digest=dec.digest() if adopted else None,
+            epsilon=max(eps) if eps else None,
+            seconds=time.perf_counter() - t0,
+            winner=close.winner,
+            reputations=list(reps),
         )
         results.append(rr)
         if progress is not None:

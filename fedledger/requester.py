@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from fedledger.core.chain import ContractRevert, FedLedger, TaskStatus
 from fedledger.core.models import create_model, get_weights
-from fedledger.core.storage import Store
-from fedledger.core.protocol.task import TaskConfig, TaskConfigError
-from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 from fedledger.core.protocol.rules import defence_for
+from fedledger.core.protocol.task import TaskConfig, TaskConfigError
+from fedledger.core.storage import Store
+from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 
 
 def publish(ledger: FedLedger, store: Store, cfg: TaskConfig) -> int:

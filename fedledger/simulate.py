@@ -14,27 +14,28 @@ import subprocess
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-from fedledger.core.chain.transport import hex_int, request, request_batch
 
 from fedledger.client.agent import ClientAgent
-from fedledger.deploy import devnet as devnet_mod
-from fedledger.deploy.deployer import deploy
-from fedledger.core.chain import FedLedger, Phase, bits, connect, devnet_account
 from fedledger.core.attacks import backdoor_target, create_attack
-from fedledger.core.protocol import rules
-from fedledger.experiment import malicious_ids
+from fedledger.core.chain import FedLedger, Phase, bits, connect, devnet_account
+from fedledger.core.chain.transport import hex_int, request, request_batch
 from fedledger.core.metrics import attack_success_rate, detection, evaluate
 from fedledger.core.models import create_model
-from fedledger.requester import RequesterAgent, publish
-from fedledger.core.storage import CachingStore, open_store
-from fedledger.core.protocol.task import TaskConfig
-from fedledger.miner.agent import MinerAgent
+from fedledger.core.protocol import rules
 from fedledger.core.protocol.rounds import fetch_weights
+from fedledger.core.protocol.task import TaskConfig
+from fedledger.core.storage import CachingStore, open_store
+from fedledger.deploy import devnet as devnet_mod
+from fedledger.deploy.deployer import deploy
+from fedledger.experiment import malicious_ids
+from fedledger.miner.agent import MinerAgent
+from fedledger.requester import RequesterAgent, publish
 
 log = logging.getLogger(__name__)
 
@@ -144,8 +145,9 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
                 procs.append(_spawn_client(rpc, manifest_path, store_spec, task_id, k, attack, mal, out))
             else:
                 ledger = base.as_account(devnet_account(CLIENT_ACCOUNT0 + k))
-                agents.append(ClientAgent(ledger, store, task_id, k, attack=attack, accomplices=accomplices,
-                                          n_malicious=len(mal)))  # fmt: skip
+                agents.append(
+                    ClientAgent(ledger, store, task_id, k, attack=attack, accomplices=accomplices, n_malicious=len(mal))
+                )
 
         owners = {devnet_account(CLIENT_ACCOUNT0 + k).address: k for k in range(task.clients)}
         evaluator = _Evaluator(task, store, mal, cfg.attack, owners)
@@ -205,10 +207,18 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         client_gas = sum(by_fn[f]["gas"] for f in client_fns if f in by_fn)
         client_rounds = sum(len(rr.submitted) for rr in rounds) or 1
         report = SimReport(
-            task_id=task_id, rpc_url=rpc, manifest=str(manifest_path), store=store_spec, malicious=mal,
-            initial_accuracy=evaluator.initial_accuracy, rounds=rounds, gas_total=gas_total, gas_by_function=by_fn,
-            gas_per_client_round=client_gas / client_rounds, seconds=time.perf_counter() - t_start,
-        )  # fmt: skip
+            task_id=task_id,
+            rpc_url=rpc,
+            manifest=str(manifest_path),
+            store=store_spec,
+            malicious=mal,
+            initial_accuracy=evaluator.initial_accuracy,
+            rounds=rounds,
+            gas_total=gas_total,
+            gas_by_function=by_fn,
+            gas_per_client_round=client_gas / client_rounds,
+            seconds=time.perf_counter() - t_start,
+        )
         report.plot = str(plot_accuracy(report, out / "accuracy.png"))
         (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
         return report
@@ -257,11 +267,29 @@ def _name(agent: Any) -> str:
     return "requester"
 
 
-def _spawn_client(rpc: str, manifest: Path, store: str, task_id: int, k: int, attack: str | None,
-                  mal: list[int], out: Path) -> subprocess.Popen:  # fmt: skip
+def _spawn_client(
+    rpc: str, manifest: Path, store: str, task_id: int, k: int, attack: str | None, mal: list[int], out: Path
+) -> subprocess.Popen:
     """Data owner k as its own OS process, exactly as a user would run it."""
-    cmd = [sys.executable, "-m", "fedledger.cli", "client", "run", "--task", str(task_id), "--data-owner", str(k),
-           "--rpc", rpc, "--manifest", str(manifest), "--store", store, "--account", str(CLIENT_ACCOUNT0 + k)]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "fedledger.cli",
+        "client",
+        "run",
+        "--task",
+        str(task_id),
+        "--data-owner",
+        str(k),
+        "--rpc",
+        rpc,
+        "--manifest",
+        str(manifest),
+        "--store",
+        store,
+        "--account",
+        str(CLIENT_ACCOUNT0 + k),
+    ]
     if attack:
         mates = ",".join(devnet_account(CLIENT_ACCOUNT0 + m).address for m in mal)
         cmd += ["--attack", attack, "--accomplices", mates]
@@ -295,7 +323,7 @@ class _PhaseClock:
         closed = [t for t, p in seen if p in (Phase.FINALISED, Phase.FAILED)]
         end = min([*closed, *(t for (rr, _), t in self.first.items() if rr == r + 1)], default=time.perf_counter())
         phases = {}
-        for (t, phase), nxt in zip(seen, [*seen[1:], (end, None)]):
+        for (t, phase), nxt in zip(seen, [*seen[1:], (end, None)], strict=True):
             if phase not in (Phase.FINALISED, Phase.FAILED):
                 phases[phase.name.lower()] = min(nxt[0], end) - t
         return end - seen[0][0] if seen else 0.0, phases
@@ -329,8 +357,9 @@ class _Evaluator:
         acc = evaluate(self.model, self.x, self.y, weights=w)[0]
         asr = (
             attack_success_rate(self.model, self.x, self.y, target=self.backdoor_target, weights=w)
-            if self.backdoor_target is not None else None
-        )  # fmt: skip
+            if self.backdoor_target is not None
+            else None
+        )
         # chain indexes are registration order; report data-owner ids
         registered = ledger.clients(task_id)
         owner = {i: self.owners.get(a, i) for i, a in enumerate(registered)}
@@ -339,11 +368,20 @@ class _Evaluator:
         det = detection(submitted, accepted, self.mal)
         seconds, phases = watch.round_times(r)
         report = RoundReport(
-            round=r, status="finalised" if ri.phase == Phase.FINALISED else "failed", accuracy=acc, asr=asr,
-            submitted=submitted, accepted=accepted, rejected=[k for k in submitted if k not in accepted],
-            precision=det.precision, recall=det.recall, winner=owner[ri.winner - 1] if ri.winner else None, global_cid=cid,
-            seconds=seconds, phase_seconds=phases,
-        )  # fmt: skip
+            round=r,
+            status="finalised" if ri.phase == Phase.FINALISED else "failed",
+            accuracy=acc,
+            asr=asr,
+            submitted=submitted,
+            accepted=accepted,
+            rejected=[k for k in submitted if k not in accepted],
+            precision=det.precision,
+            recall=det.recall,
+            winner=owner[ri.winner - 1] if ri.winner else None,
+            global_cid=cid,
+            seconds=seconds,
+            phase_seconds=phases,
+        )
         return report
 
 
@@ -352,8 +390,12 @@ def gas_used(ledger: FedLedger, from_block: int) -> tuple[int, dict[str, dict[st
     by_fn: dict[str, dict[str, int]] = defaultdict(lambda: {"calls": 0, "gas": 0})
     total = 0
     for n in range(from_block, hex_int(request(ledger.w3, "eth_blockNumber", [])) + 1):
-        block, receipts = (a.get("result") or {} for a in request_batch(
-            ledger.w3, [("eth_getBlockByNumber", [hex(n), True]), ("eth_getBlockReceipts", [hex(n)])]))  # fmt: skip
+        block, receipts = (
+            a.get("result") or {}
+            for a in request_batch(
+                ledger.w3, [("eth_getBlockByNumber", [hex(n), True]), ("eth_getBlockReceipts", [hex(n)])]
+            )
+        )
         gas = {r["transactionHash"]: hex_int(r["gasUsed"]) for r in receipts or []}
         for tx in block.get("transactions", []):
             name = "deploy" if tx["to"] is None else ledger.function_name(tx["input"]) or "transfer"
@@ -375,7 +417,9 @@ def plot_accuracy(report: SimReport, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=120)
     ax.plot(xs, [report.initial_accuracy] + [r.accuracy for r in report.rounds], marker="o", label="test accuracy")
     if any(r.asr is not None for r in report.rounds):
-        ax.plot([r.round for r in report.rounds], [r.asr or 0 for r in report.rounds], marker="x", label="backdoor success")
+        ax.plot(
+            [r.round for r in report.rounds], [r.asr or 0 for r in report.rounds], marker="x", label="backdoor success"
+        )
     for r in report.rounds:
         if r.status == "failed":
             ax.axvline(r.round, color="red", alpha=0.3)

@@ -57,7 +57,11 @@ class MinerAgent:
         try:
             self.ledger.propose(self.task_id, r, outcome.proposal)
         except ContractRevert as exc:
-            if exc.name in ("FedLedgerWrongPhase", "FedLedgerAlreadyVoted", "FedLedgerDeadlinePassed"):  # raced with others / the clock
+            if exc.name in (
+                "FedLedgerWrongPhase",
+                "FedLedgerAlreadyVoted",
+                "FedLedgerDeadlinePassed",
+            ):  # raced with others / the clock
                 return "idle"
             raise
         except TransactionFailed as exc:  # mined after the deadline: the next step sees the new phase

@@ -67,12 +67,22 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
     selected = bits(info.selected)
     test_x, test_y = miner_test_set(ledger, store, cfg)
     ctx = Context(
-        round=round_, global_weights=global_w, model_spec=cfg.model, in_shape=tuple(cfg.data().input_shape),
-        num_classes=cfg.data().num_classes, test_x=test_x, test_y=test_y, root_x=test_x[: cfg.root_size],
-        root_y=test_y[: cfg.root_size], train_config=cfg.train_config(), seed=cfg.seed, peer_scores=peer_scores,
-        reputation=rules.reputations(before), standby=rules.standby(selected, n_clients),
+        round=round_,
+        global_weights=global_w,
+        model_spec=cfg.model,
+        in_shape=tuple(cfg.data().input_shape),
+        num_classes=cfg.data().num_classes,
+        test_x=test_x,
+        test_y=test_y,
+        root_x=test_x[: cfg.root_size],
+        root_y=test_y[: cfg.root_size],
+        train_config=cfg.train_config(),
+        seed=cfg.seed,
+        peer_scores=peer_scores,
+        reputation=rules.reputations(before),
+        standby=rules.standby(selected, n_clients),
         best_accuracy=_best_accuracy(ledger, store, task_id, round_, cfg, test_x, test_y),
-    )  # fmt: skip
+    )
 
     name, terms = rules.task_terms(cfg)
     decision = rules.build_defence(name, terms, len(updates)).aggregate(updates, ctx) if updates else None
@@ -86,10 +96,13 @@ def compute_round(ledger: FedLedger, store: Store, task_id: int, round_: int) ->
 
     close = rules.close_round(terms, decision, before, selected)
     proposal = Proposal(
-        global_cid=new_cid, global_digest=new_digest, accepted=bitmap(accepted), reputations=close.reputations,
+        global_cid=new_cid,
+        global_digest=new_digest,
+        accepted=bitmap(accepted),
+        reputations=close.reputations,
         winner=(close.winner + 1) if close.winner is not None else 0,
         next_selection=bitmap(close.next_selection) or info.selected,
-    )  # fmt: skip
+    )
     return RoundOutcome(proposal, global_bytes, decision, rejected, participants)
 
 
@@ -107,7 +120,9 @@ def _best_accuracy(
     seen = set()
     spec = ledger.task_spec(task_id)
     candidates = [(spec.initial_weights_cid, spec.initial_digest)] + [
-        (e["globalCID"], bytes(e["globalDigest"])) for e in ledger.events("RoundFinalised", taskId=task_id) if e["round"] < round_
+        (e["globalCID"], bytes(e["globalDigest"]))
+        for e in ledger.events("RoundFinalised", taskId=task_id)
+        if e["round"] < round_
     ]
     for cid, digest in candidates:
         if cid in seen:

@@ -47,8 +47,8 @@ def w3(devnet):
 def fl(w3, tmp_path: Path):
     """A fresh FedLedger deployment (isolates staking and tasks between tests), bound to the
     requester (devnet account 0). Short unstake delay so tests can exercise it."""
-    from fedledger.deploy.deployer import deploy
     from fedledger.core.chain import FedLedger, devnet_account
+    from fedledger.deploy.deployer import deploy
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path, min_stake=10**18, unstake_delay=3600)
     return FedLedger.from_manifest(w3, tmp_path / "31337.json", devnet_account(0))

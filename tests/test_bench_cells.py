@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fedledger.experiment import ExperimentConfig, ExperimentResult, run_experiment
 from fedledger.core.paths import project_root
+from fedledger.experiment import ExperimentConfig, ExperimentResult, run_experiment
 
 sys.path.insert(0, str(project_root()))  # benchmarks/ is a directory of the checkout, not the package
 from benchmarks._common import Run, cell_id, engine_fingerprint, engine_sources, run_grid  # noqa: E402
@@ -55,13 +55,25 @@ def test_cell_names_follow_config_and_engine_code() -> None:
 
 def test_a_defence_counts_through_its_own_modules_only() -> None:
     """Fixing one defence retires its cells and those of defences built on it, not the others'."""
+
     def names(defence: str) -> set[str]:
         return {p.relative_to(project_root().resolve()).as_posix() for p in engine_sources(defence)}
 
-    shared = {"fedledger/core/defences/base.py", "fedledger/core/defences/_aggregate.py", "fedledger/experiment.py", "fedledger/core/learning/training.py"}
+    shared = {
+        "fedledger/core/defences/base.py",
+        "fedledger/core/defences/_aggregate.py",
+        "fedledger/experiment.py",
+        "fedledger/core/learning/training.py",
+    }
     assert shared <= names("median") and "fedledger/core/defences/median.py" in names("median")
-    assert not {"fedledger/core/defences/ll_bcfl.py", "fedledger/core/defences/bvfb.py", "fedledger/core/defences/__init__.py"} & names("median")
-    assert {"fedledger/core/defences/ll_bcfl.py", "fedledger/core/defences/fedavg.py"} <= names("ll-bcfl")  # ll_bcfl imports fedavg
+    assert not {
+        "fedledger/core/defences/ll_bcfl.py",
+        "fedledger/core/defences/bvfb.py",
+        "fedledger/core/defences/__init__.py",
+    } & names("median")
+    assert {"fedledger/core/defences/ll_bcfl.py", "fedledger/core/defences/fedavg.py"} <= names(
+        "ll-bcfl"
+    )  # ll_bcfl imports fedavg
     assert {"fedledger/core/defences/trust_root.py", "fedledger/core/defences/bvfb.py"} <= names("trust-root")
     assert "fedledger/core/defences/trust_root.py" not in names("bvfb")
     assert engine_fingerprint("median") != engine_fingerprint("krum")
@@ -89,7 +101,10 @@ def test_a_broken_cell_is_run_again(tmp_path: Path) -> None:
     runs = [Run(("a",), TINY)]
     run_grid("t", runs, cells=tmp_path)
     assert runs[0].result is not None and len(runs[0].result.rounds) == 2
-    assert ExperimentResult.from_dict(json.loads(_cell(tmp_path, TINY).read_text())).final_accuracy == runs[0].result.final_accuracy
+    assert (
+        ExperimentResult.from_dict(json.loads(_cell(tmp_path, TINY).read_text())).final_accuracy
+        == runs[0].result.final_accuracy
+    )
 
 
 def test_report_only_runs_nothing(tmp_path: Path) -> None:
@@ -119,8 +134,9 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     assert _cell(tmp_path, TINY).exists() and not lock.exists()
 
 
-def test_a_cell_finished_by_another_process_meanwhile_is_not_run_again(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_cell_finished_by_another_process_meanwhile_is_not_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import benchmarks._common as common
 
     first, second = replace(TINY, seed=1), replace(TINY, seed=2)
@@ -150,7 +166,7 @@ def test_from_dict_rejects_a_cell_without_its_parts(field: str) -> None:
 def test_rekey_removed_reduces_old_code_as_if_dead_definitions_were_deleted() -> None:
     from benchmarks._fingerprint import normalised
 
-    old = '''
+    old = """
 __all__ = ["kept", "dead"]
 def kept(x):
     return x + 1
@@ -162,15 +178,15 @@ class A:
     def __init__(self):
         self.flag = False
         self.n = 1
-'''
-    new = '''
+"""
+    new = """
 __all__ = ["kept"]
 def kept(x):
     return x + 1
 class A:
     def __init__(self):
         self.n = 1
-'''
+"""
     removed = ["dead", "A.flag", "A.tags", "A.__init__.flag"]
     assert normalised(old) != normalised(new)
     assert normalised(old, removed) == normalised(new)

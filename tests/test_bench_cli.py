@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typer.testing import CliRunner
 
-from fedledger.commands.bench import BENCHMARKS, QUICK_ORDER
 from fedledger.cli import app
+from fedledger.commands.bench import BENCHMARKS, QUICK_ORDER
 
 runner = CliRunner()
 

@@ -17,8 +17,12 @@ def test_debug_shows_the_traceback(cli, tmp_path: Path) -> None:
 
 
 def test_out_of_range_options_are_usage_errors(cli) -> None:
-    for args in (["audit", "--task", "0", "--round", "0"], ["client", "run", "--task", "0", "--data-owner", "-1"],
-                 ["task", "status", "--task", "-3"], ["bench", "no-such-bench"]):  # fmt: skip
+    for args in (
+        ["audit", "--task", "0", "--round", "0"],
+        ["client", "run", "--task", "0", "--data-owner", "-1"],
+        ["task", "status", "--task", "-3"],
+        ["bench", "no-such-bench"],
+    ):
         code, out = cli(*args)
         assert code == 2, (args, out)
         assert "Traceback" not in out, args

@@ -18,8 +18,22 @@ def test_every_command_has_help():
     root = typer.main.get_command(app)
     paths = _paths(root)
     names = {" ".join(p) for p in paths}
-    for expected in ("devnet up", "deploy", "ipfs cid", "experiment", "task publish", "client run", "miner run",
-                     "simulate", "audit", "demo", "explorer", "data share", "data split", "bench"):  # fmt: skip
+    for expected in (
+        "devnet up",
+        "deploy",
+        "ipfs cid",
+        "experiment",
+        "task publish",
+        "client run",
+        "miner run",
+        "simulate",
+        "audit",
+        "demo",
+        "explorer",
+        "data share",
+        "data split",
+        "bench",
+    ):
         assert expected in names, f"`fedledger {expected}` is missing"
     runner = CliRunner()
     for path in paths:

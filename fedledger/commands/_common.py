@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -14,12 +14,12 @@ from fedledger.commands.errors import fail
 
 console = Console(stderr=True)
 
-RpcOpt = Annotated[Optional[str], typer.Option(help="RPC URL (default: the recorded devnet)")]
-ManifestOpt = Annotated[Optional[Path], typer.Option(help="deployment manifest (default: deployments/<chainId>.json)")]
+RpcOpt = Annotated[str | None, typer.Option(help="RPC URL (default: the recorded devnet)")]
+ManifestOpt = Annotated[Path | None, typer.Option(help="deployment manifest (default: deployments/<chainId>.json)")]
 StoreOpt = Annotated[str, typer.Option(help="storage: embedded:PATH or an IPFS RPC URL")]
-KeyOpt = Annotated[Optional[str], typer.Option(help="private key, hex (prefer --keystore)", envvar="FEDLEDGER_KEY")]
-KeystoreOpt = Annotated[Optional[Path], typer.Option(help="encrypted keystore file (eth-account)")]
-AccountOpt = Annotated[Optional[int], typer.Option(help="devnet account index (public test mnemonic)")]
+KeyOpt = Annotated[str | None, typer.Option(help="private key, hex (prefer --keystore)", envvar="FEDLEDGER_KEY")]
+KeystoreOpt = Annotated[Path | None, typer.Option(help="encrypted keystore file (eth-account)")]
+AccountOpt = Annotated[int | None, typer.Option(help="devnet account index (public test mnemonic)")]
 TaskOpt = Annotated[int, typer.Option(help="task id (1, 2, ...)", min=1)]
 DEFAULT_STORE = "embedded:.fedledger/store"
 
@@ -34,19 +34,30 @@ def ledger(rpc: str | None, manifest: Path | None, key: str | None, keystore: Pa
         path = manifest or manifest_path(w3.eth.chain_id)
         if not path.exists():
             fail(f"no deployment manifest at {path}: run `fedledger deploy` first (or pass --manifest)")
-        signer = load_account(key=key, keystore=keystore, index=account) if (key or keystore or account is not None) else None
+        signer = (
+            load_account(key=key, keystore=keystore, index=account)
+            if (key or keystore or account is not None)
+            else None
+        )
         fl = FedLedger.from_manifest(w3, path, signer)
     except ValueError as exc:
         fail(str(exc))
     if not fl.deployed():
-        fail(f"{path} names FedLedger at {fl.address}, but this chain has no contract there: the chain was reset "
-             "(start it with `fedledger devnet up --state FILE` to keep it) or the manifest is stale; "
-             "run `fedledger deploy`")  # fmt: skip
+        fail(
+            f"{path} names FedLedger at {fl.address}, but this chain has no contract there: the chain was reset "
+            "(start it with `fedledger devnet up --state FILE` to keep it) or the manifest is stale; "
+            "run `fedledger deploy`"
+        )
     return fl
 
 
 def agent_ledger(
-    task: int, rpc: str | None, manifest: Path | None, key: str | None, keystore: Path | None, account: int | None,
+    task: int,
+    rpc: str | None,
+    manifest: Path | None,
+    key: str | None,
+    keystore: Path | None,
+    account: int | None,
     verbose: bool,
 ) -> Any:
     """What every agent command does first: logging, one torch thread, a signer, the deployment, the task."""
@@ -69,12 +80,17 @@ def require_task(ledger: Any, task: int) -> None:
     """Stop with one line when `task` does not exist on this deployment."""
     count = ledger.task_count()  # task ids are 1..count
     if not 1 <= task <= count:
-        fail(f"no task {task} on this deployment (task ids 1-{count})" if count else
-             f"no task {task}: nothing has been published on this deployment yet")  # fmt: skip
+        fail(
+            f"no task {task} on this deployment (task ids 1-{count})"
+            if count
+            else f"no task {task}: nothing has been published on this deployment yet"
+        )
 
 
-OutageOpt = Annotated[float, typer.Option(
-    help="keep retrying this many seconds while the chain node or IPFS daemon is away, then stop", min=0)]
+OutageOpt = Annotated[
+    float,
+    typer.Option(help="keep retrying this many seconds while the chain node or IPFS daemon is away, then stop", min=0),
+]
 DEFAULT_OUTAGE_S = 600.0
 
 
@@ -118,8 +134,10 @@ def run_agent(agent: Any, timeout: float = float("inf"), poll: float = 0.1, outa
             away_since = away_since if away_since is not None else now
             if now - away_since > outage:
                 fail(f"{what} has been away for {now - away_since:.0f} s, giving up (--outage-timeout): {exc}")
-            console.print(f"{what} is away ({type(exc).__name__}); retrying in {delay:.1f} s "
-                          f"(away {now - away_since:.0f} s of at most {outage:.0f} s)")  # fmt: skip
+            console.print(
+                f"{what} is away ({type(exc).__name__}); retrying in {delay:.1f} s "
+                f"(away {now - away_since:.0f} s of at most {outage:.0f} s)"
+            )
             time.sleep(delay)
             delay = min(2 * delay, 10.0)
             continue

@@ -6,15 +6,26 @@ from typing import Annotated
 
 import typer
 
-from fedledger.commands._common import DEFAULT_STORE, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger, require_task
+from fedledger.commands._common import (
+    DEFAULT_STORE,
+    ManifestOpt,
+    RpcOpt,
+    StoreOpt,
+    TaskOpt,
+    console,
+    ledger,
+    require_task,
+)
 from fedledger.commands.errors import fail
 
 
 def audit(
     task: TaskOpt,
     round_: Annotated[int, typer.Option("--round", help="round to recompute", min=1)],
-    rpc: RpcOpt = None, manifest: ManifestOpt = None, store: StoreOpt = DEFAULT_STORE,
-) -> None:  # fmt: skip
+    rpc: RpcOpt = None,
+    manifest: ManifestOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+) -> None:
     """Recompute a round from chain + storage; exit 1 if the recorded result does not follow."""
     from fedledger.core.chain import Phase
     from fedledger.core.storage import open_store
@@ -40,14 +51,20 @@ def audit(
     recorded = fl.proposals(task, round_)[ri.result]
     mine = outcome.proposal
     diffs = [
-        name for name, a, b in [
+        name
+        for name, a, b in [
             ("global model", (recorded.global_cid, recorded.global_digest), (mine.global_cid, mine.global_digest)),
-            ("accepted set", recorded.accepted, mine.accepted), ("reputations", recorded.reputations, mine.reputations),
-            ("winner", recorded.winner, mine.winner), ("next selection", recorded.next_selection, mine.next_selection),
-        ] if a != b
-    ]  # fmt: skip
+            ("accepted set", recorded.accepted, mine.accepted),
+            ("reputations", recorded.reputations, mine.reputations),
+            ("winner", recorded.winner, mine.winner),
+            ("next selection", recorded.next_selection, mine.next_selection),
+        ]
+        if a != b
+    ]
     if diffs:
         console.print(f"[red]round {round_} does NOT follow from chain + storage:[/red] {', '.join(diffs)} differ")
         raise typer.Exit(1)
-    console.print(f"[green]round {round_} verified[/green]: global {mine.global_cid}, accepted "
-                  f"{[i for i in range(256) if mine.accepted >> i & 1]}, winner {mine.winner - 1 if mine.winner else None}")  # fmt: skip
+    console.print(
+        f"[green]round {round_} verified[/green]: global {mine.global_cid}, accepted "
+        f"{[i for i in range(256) if mine.accepted >> i & 1]}, winner {mine.winner - 1 if mine.winner else None}"
+    )

@@ -59,7 +59,9 @@ def _runner(name: str, full: bool) -> Callable[[], object]:
 
 def bench(
     name: Annotated[str, typer.Argument(help="quick, " + ", ".join(BENCHMARKS))],
-    full: Annotated[bool, typer.Option("--full", help="the paper's whole grid (hours on 2 cores) instead of the quick set")] = False,
+    full: Annotated[
+        bool, typer.Option("--full", help="the paper's whole grid (hours on 2 cores) instead of the quick set")
+    ] = False,
 ) -> None:
     """Run a benchmark; writes docs/results/<name>-<quick|full>.md and .png (see docs/results/README.md)."""
     from rich.console import Console
@@ -75,7 +77,9 @@ def bench(
     failed: list[str] = []
     for i, n in enumerate(names, 1):
         if len(names) > 1:
-            console.rule(f"[bold]bench {i}/{len(names)}: {n}{' (full)' if full else ''}  [{(time.perf_counter() - t0) / 60:.1f} min so far]")
+            console.rule(
+                f"[bold]bench {i}/{len(names)}: {n}{' (full)' if full else ''}  [{(time.perf_counter() - t0) / 60:.1f} min so far]"
+            )
         started = time.perf_counter()
         try:
             _runner(n, full)()
@@ -85,7 +89,9 @@ def bench(
             failed.append(n)
             console.print(f"[red]{n} failed:[/red] {type(exc).__name__}: {exc}")
         console.print(f"{n}: {time.perf_counter() - started:.0f} s")
-    console.print(f"done in {(time.perf_counter() - t0) / 60:.1f} min; results in docs/results/"
-                  + (f"; [red]failed: {', '.join(failed)}[/red]" if failed else ""))  # fmt: skip
+    console.print(
+        f"done in {(time.perf_counter() - t0) / 60:.1f} min; results in docs/results/"
+        + (f"; [red]failed: {', '.join(failed)}[/red]" if failed else "")
+    )
     if failed:
         raise typer.Exit(code=1)

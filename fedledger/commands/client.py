@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from fedledger.commands._common import (
+    DEFAULT_OUTAGE_S,
+    DEFAULT_STORE,
+    AccountOpt,
+    KeyOpt,
+    KeystoreOpt,
+    ManifestOpt,
+    OutageOpt,
+    RpcOpt,
+    StoreOpt,
+    TaskOpt,
     agent_ledger,
-    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, run_agent,
+    console,
+    run_agent,
 )
 
 client_app = typer.Typer(help="Run a data owner's client agent.", no_args_is_help=True)
@@ -18,22 +29,34 @@ client_app = typer.Typer(help="Run a data owner's client agent.", no_args_is_hel
 def client_run(
     task: TaskOpt,
     data_owner: Annotated[int, typer.Option(help="index K of this owner's data partition", min=0)],
-    rpc: RpcOpt = None, manifest: ManifestOpt = None, store: StoreOpt = DEFAULT_STORE,
-    key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
-    attack: Annotated[Optional[str], typer.Option(help="simulate a malicious owner: label-flip, backdoor, ...")] = None,
+    rpc: RpcOpt = None,
+    manifest: ManifestOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+    key: KeyOpt = None,
+    keystore: KeystoreOpt = None,
+    account: AccountOpt = None,
+    attack: Annotated[str | None, typer.Option(help="simulate a malicious owner: label-flip, backdoor, ...")] = None,
     accomplices: Annotated[str, typer.Option(help="comma-separated addresses of the colluding owners")] = "",
-    dp: Annotated[Optional[str], typer.Option(help="override the task's GD-DP: none, laplace or gaussian")] = None,
+    dp: Annotated[str | None, typer.Option(help="override the task's GD-DP: none, laplace or gaussian")] = None,
     timeout: Annotated[float, typer.Option(help="give up after this many seconds")] = 24 * 3600,
     outage_timeout: OutageOpt = DEFAULT_OUTAGE_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-) -> None:  # fmt: skip
+) -> None:
     """Run data owner K's agent until the task ends: register, train, submit, validate, withdraw."""
     from fedledger.client.agent import ClientAgent
     from fedledger.core.storage import open_store
 
     fl = agent_ledger(task, rpc, manifest, key, keystore, account, verbose)
     mates = frozenset(a.strip() for a in accomplices.split(",") if a.strip())
-    agent = ClientAgent(fl, open_store(store, timeout=5.0), task, data_owner, attack=attack, accomplices=mates,
-                        n_malicious=max(1, len(mates)), dp=dp)  # fmt: skip
+    agent = ClientAgent(
+        fl,
+        open_store(store, timeout=5.0),
+        task,
+        data_owner,
+        attack=attack,
+        accomplices=mates,
+        n_malicious=max(1, len(mates)),
+        dp=dp,
+    )
     console.print(f"data owner {data_owner} ({fl.sender}) on task {task}")
     run_agent(agent, timeout, outage=outage_timeout)

@@ -16,13 +16,12 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from fedledger.commands.errors import fail
 from fedledger.core.chain.transport import request
-
 from fedledger.core.ringsig import KeyPair
 
 data_app = typer.Typer(
@@ -35,11 +34,13 @@ DEFAULT_KEY_FILE = Path(".fedledger") / "ringkey.json"
 KEY_SCHEME = "lsag-bn254-v1"
 
 KeyFile = Annotated[Path, typer.Option("--key-file", help="Ring key file written by `fedledger data keygen`.")]
-Rpc = Annotated[Optional[str], typer.Option(help="RPC URL (default: the recorded devnet).")]
-Manifest = Annotated[Optional[Path], typer.Option(help="Deployment manifest (default: deployments/<chainId>.json).")]
-EthKey = Annotated[Optional[str], typer.Option("--key", help="Sender's Ethereum private key, hex.", envvar="FEDLEDGER_KEY")]
-Keystore = Annotated[Optional[Path], typer.Option(help="Sender's encrypted keystore (eth-account).")]
-AccountIdx = Annotated[Optional[int], typer.Option("--account", help="Sender: devnet account index (test mnemonic).")]
+Rpc = Annotated[str | None, typer.Option(help="RPC URL (default: the recorded devnet).")]
+Manifest = Annotated[Path | None, typer.Option(help="Deployment manifest (default: deployments/<chainId>.json).")]
+EthKey = Annotated[
+    str | None, typer.Option("--key", help="Sender's Ethereum private key, hex.", envvar="FEDLEDGER_KEY")
+]
+Keystore = Annotated[Path | None, typer.Option(help="Sender's encrypted keystore (eth-account).")]
+AccountIdx = Annotated[int | None, typer.Option("--account", help="Sender: devnet account index (test mnemonic).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
@@ -48,6 +49,7 @@ def _fail(msg: str) -> NoReturn:
 
 
 # ---- key files --------------------------------------------------------------------------------
+
 
 def save_key(key: KeyPair, path: Path) -> None:
     """Write a ring key readable by its owner only (created 0600, never world-readable in between)."""
@@ -74,11 +76,20 @@ def load_key(path: Path) -> KeyPair:
 
 # ---- chain plumbing -------------------------------------------------------------------------------
 
-def _registry(rpc: str | None, manifest: Path | None, *, key: str | None = None, keystore: Path | None = None,
-              account: int | None = None, need_sender: bool = True, default_account: int | None = 0) -> Any:
-    from fedledger.core.chain.manifest import default_rpc, manifest_path
+
+def _registry(
+    rpc: str | None,
+    manifest: Path | None,
+    *,
+    key: str | None = None,
+    keystore: Path | None = None,
+    account: int | None = None,
+    need_sender: bool = True,
+    default_account: int | None = 0,
+) -> Any:
     from fedledger.core.chain import connect, load_account
     from fedledger.core.chain.data_registry import DataRegistry
+    from fedledger.core.chain.manifest import default_rpc, manifest_path
 
     w3 = connect(rpc or default_rpc())
     path = manifest or manifest_path(w3.eth.chain_id)
@@ -109,6 +120,7 @@ def _run(fn: Any) -> Any:
 
 # ---- commands -------------------------------------------------------------------------------------
 
+
 @data_app.command()
 def keygen(
     out: Annotated[Path, typer.Option(help="Where to write the key (mode 0600).")] = DEFAULT_KEY_FILE,
@@ -125,14 +137,19 @@ def keygen(
 
 @data_app.command("register-key")
 def register_key(
-    key_file: KeyFile = DEFAULT_KEY_FILE, rpc: Rpc = None, manifest: Manifest = None,
-    key: EthKey = None, keystore: Keystore = None, account: AccountIdx = None,
-) -> None:  # fmt: skip
+    key_file: KeyFile = DEFAULT_KEY_FILE,
+    rpc: Rpc = None,
+    manifest: Manifest = None,
+    key: EthKey = None,
+    keystore: Keystore = None,
+    account: AccountIdx = None,
+) -> None:
     """Register the ring key on chain (with a proof of possession); print its key id.
 
     The registering address is public and linked to the key: that is expected, anonymity comes
     from the ring when sharing. Default sender: devnet account 0.
     """
+
     def go() -> None:
         ring_key = load_key(key_file)
         reg = _registry(rpc, manifest, key=key, keystore=keystore, account=account)
@@ -151,14 +168,21 @@ def create_pool(
     cutoff_in: Annotated[int, typer.Option(help="Cut-off, seconds after the latest block.")] = 3600,
     test_percent: Annotated[int, typer.Option(min=1, max=99, help="Share of the pool in the common test set, %.")] = 20,
     max_future_skew: Annotated[int, typer.Option(min=1, help="L: how far (s) a timestamp may be ahead of now.")] = 300,
-    rpc: Rpc = None, manifest: Manifest = None, key: EthKey = None, keystore: Keystore = None, account: AccountIdx = None,
-) -> None:  # fmt: skip
+    rpc: Rpc = None,
+    manifest: Manifest = None,
+    key: EthKey = None,
+    keystore: Keystore = None,
+    account: AccountIdx = None,
+) -> None:
     """Open a data pool; print its id. Default sender: devnet account 0."""
+
     def go() -> None:
         reg = _registry(rpc, manifest, key=key, keystore=keystore, account=account)
         now = int(reg.w3.eth.get_block("latest")["timestamp"])
         pool_id, receipt = reg.create_pool(now + cutoff_in, test_percent, max_future_skew)
-        typer.echo(f"pool {pool_id}: cut-off {now + cutoff_in}, test {test_percent} %, L {max_future_skew} s (tx {receipt.tx_hash})")
+        typer.echo(
+            f"pool {pool_id}: cut-off {now + cutoff_in}, test {test_percent} %, L {max_future_skew} s (tx {receipt.tx_hash})"
+        )
 
     _run(go)
 
@@ -167,13 +191,21 @@ def create_pool(
 def share(
     file: Annotated[Path, typer.Argument(help="Data file to share.", exists=True, dir_okay=False)],
     pool: Annotated[int, typer.Option(help="Pool id.")] = 0,
-    ring_size: Annotated[int, typer.Option(min=2, help="Ring size N: you plus N-1 registered keys drawn at random.")] = 4,
+    ring_size: Annotated[
+        int, typer.Option(min=2, help="Ring size N: you plus N-1 registered keys drawn at random.")
+    ] = 4,
     key_file: KeyFile = DEFAULT_KEY_FILE,
-    store: Annotated[str, typer.Option(help="embedded:PATH or http://HOST:PORT (IPFS RPC).")] = "embedded:.fedledger/store",
-    timestamp: Annotated[Optional[int], typer.Option(help="Data timestamp (default: latest block time).")] = None,
-    rpc: Rpc = None, manifest: Manifest = None, key: EthKey = None, keystore: Keystore = None, account: AccountIdx = None,
+    store: Annotated[
+        str, typer.Option(help="embedded:PATH or http://HOST:PORT (IPFS RPC).")
+    ] = "embedded:.fedledger/store",
+    timestamp: Annotated[int | None, typer.Option(help="Data timestamp (default: latest block time).")] = None,
+    rpc: Rpc = None,
+    manifest: Manifest = None,
+    key: EthKey = None,
+    keystore: Keystore = None,
+    account: AccountIdx = None,
     as_json: AsJson = False,
-) -> None:  # fmt: skip
+) -> None:
     """Upload FILE to storage, ring-sign (CID, digest, timestamp) and submit the data transaction.
 
     The sender is public: pass an address NOT linked to your ring key (a relayer or a fresh
@@ -195,10 +227,21 @@ def share(
         ts = timestamp if timestamp is not None else int(reg.w3.eth.get_block("latest")["timestamp"])
         sig = reg.sign_share(ring_key, pool, cid, digest, ts, ring_ids)
         share_id, receipt = reg.share(pool, cid, digest, ts, ring_ids, sig)
-        out = {"pool": pool, "share": share_id, "cid": cid, "sha256": digest.hex(), "timestamp": ts,
-               "ring": ring_ids, "tx": receipt.tx_hash, "gas": receipt.gas_used}  # fmt: skip
-        typer.echo(json.dumps(out) if as_json else
-                   f"share {share_id} in pool {pool}: {cid} (ring of {len(ring_ids)}: {ring_ids}, tx {receipt.tx_hash})")
+        out = {
+            "pool": pool,
+            "share": share_id,
+            "cid": cid,
+            "sha256": digest.hex(),
+            "timestamp": ts,
+            "ring": ring_ids,
+            "tx": receipt.tx_hash,
+            "gas": receipt.gas_used,
+        }
+        typer.echo(
+            json.dumps(out)
+            if as_json
+            else f"share {share_id} in pool {pool}: {cid} (ring of {len(ring_ids)}: {ring_ids}, tx {receipt.tx_hash})"
+        )
 
     _run(go)
 
@@ -207,10 +250,16 @@ def share(
 def split(
     pool: Annotated[int, typer.Option(help="Pool id.")],
     wait: Annotated[float, typer.Option(help="Seconds to wait for the seed block.")] = 120.0,
-    mine: Annotated[bool, typer.Option(help="Devnet only: mine the seed block with evm_mine instead of waiting.")] = False,
-    rpc: Rpc = None, manifest: Manifest = None, key: EthKey = None, keystore: Keystore = None, account: AccountIdx = None,
+    mine: Annotated[
+        bool, typer.Option(help="Devnet only: mine the seed block with evm_mine instead of waiting.")
+    ] = False,
+    rpc: Rpc = None,
+    manifest: Manifest = None,
+    key: EthKey = None,
+    keystore: Keystore = None,
+    account: AccountIdx = None,
     as_json: AsJson = False,
-) -> None:  # fmt: skip
+) -> None:
     """Split a pool into training data and the common test set; print the train and test CIDs.
 
     After the cut-off: arms the split (seed = hash of the next block), waits for that block, fixes
@@ -246,13 +295,23 @@ def split(
                     raise
         result = reg.recompute_split(pool)
         if as_json:
-            typer.echo(json.dumps({
-                "pool": pool, "seed": "0x" + result.seed.hex(), "seedBlock": result.seed_block,
-                "train": [s.cid for s in result.train], "test": [s.cid for s in result.test],
-            }, indent=2))  # fmt: skip
+            typer.echo(
+                json.dumps(
+                    {
+                        "pool": pool,
+                        "seed": "0x" + result.seed.hex(),
+                        "seedBlock": result.seed_block,
+                        "train": [s.cid for s in result.train],
+                        "test": [s.cid for s in result.test],
+                    },
+                    indent=2,
+                )
+            )
             return
-        typer.echo(f"pool {pool}: seed 0x{result.seed.hex()} (block {result.seed_block}); "
-                   f"{len(result.train)} train, {len(result.test)} test")
+        typer.echo(
+            f"pool {pool}: seed 0x{result.seed.hex()} (block {result.seed_block}); "
+            f"{len(result.train)} train, {len(result.test)} test"
+        )
         for s in result.train:
             typer.echo(f"train {s.cid}")
         for s in result.test:
@@ -281,6 +340,8 @@ def pack(
             raise ValueError(f"--start {start} outside 0..{len(y) - 1}")
         data = pack_examples(x[start : start + count], y[start : start + count])
         out.write_bytes(data)
-        typer.echo(f"{out}: {min(count, len(y) - start)} examples of {dataset} {part}, sha256 {hashlib.sha256(data).hexdigest()}")
+        typer.echo(
+            f"{out}: {min(count, len(y) - start)} examples of {dataset} {part}, sha256 {hashlib.sha256(data).hexdigest()}"
+        )
 
     _run(go)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -17,13 +17,15 @@ console = Console(stderr=True)
 
 
 def deploy(
-    rpc: Annotated[Optional[str], typer.Option(help="RPC URL (default: the recorded devnet)")] = None,
-    key: Annotated[Optional[str], typer.Option(help="deployer private key, hex", envvar="FEDLEDGER_KEY")] = None,
-    keystore: Annotated[Optional[Path], typer.Option(help="encrypted keystore file (eth-account)")] = None,
-    account: Annotated[Optional[int], typer.Option(help="devnet account index (test mnemonic)")] = None,
+    rpc: Annotated[str | None, typer.Option(help="RPC URL (default: the recorded devnet)")] = None,
+    key: Annotated[str | None, typer.Option(help="deployer private key, hex", envvar="FEDLEDGER_KEY")] = None,
+    keystore: Annotated[Path | None, typer.Option(help="encrypted keystore file (eth-account)")] = None,
+    account: Annotated[int | None, typer.Option(help="devnet account index (test mnemonic)")] = None,
     force: Annotated[bool, typer.Option(help="deploy again even if a live deployment exists")] = False,
     min_stake: Annotated[int, typer.Option(help="minimum miner stake, wei", min=0)] = DEFAULT_MIN_STAKE,
-    unstake_delay: Annotated[int, typer.Option(help="stake lock after unstaking, seconds", min=0)] = DEFAULT_UNSTAKE_DELAY,
+    unstake_delay: Annotated[
+        int, typer.Option(help="stake lock after unstaking, seconds", min=0)
+    ] = DEFAULT_UNSTAKE_DELAY,
     as_json: Annotated[bool, typer.Option("--json", help="print the manifest as JSON")] = False,
 ) -> None:
     """Deploy the contracts (idempotent) and write deployments/<chainId>.json."""
@@ -42,6 +44,8 @@ def deploy(
     except (ConnectionError, ValueError, ContractRevert, RuntimeError, Web3Exception) as exc:
         fail(str(exc))
     entry = manifest["contracts"]["FedLedger"]
-    console.print(f"FedLedger {'deployed' if fresh else 'already deployed'} at {entry['address']} (chain {manifest['chainId']})")
+    console.print(
+        f"FedLedger {'deployed' if fresh else 'already deployed'} at {entry['address']} (chain {manifest['chainId']})"
+    )
     if as_json:
         typer.echo(json.dumps(manifest, indent=2))

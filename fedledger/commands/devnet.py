@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -20,14 +20,18 @@ devnet_app = typer.Typer(help="Start and stop a local Ethereum devnet (anvil or 
 def devnet_up(
     kind: Annotated[str, typer.Option(help="anvil (default) or hardhat")] = "anvil",
     port: Annotated[int, typer.Option(help="RPC port (0: a free one)", min=0, max=65535)] = 0,
-    state: Annotated[Optional[Path], typer.Option(
-        help="anvil state file: the chain (tasks, escrow, rounds) survives a kill and restarts from it")] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option(help="anvil state file: the chain (tasks, escrow, rounds) survives a kill and restarts from it"),
+    ] = None,
 ) -> None:
     """Start a devnet in the background and print its RPC URL."""
     existing = devnet_mod.load_record()
     if existing is not None and _alive(existing.pid):
-        fail(f"a {existing.kind} devnet is already running at {existing.rpc_url} (pid {existing.pid}); "
-             "`fedledger devnet down` first")
+        fail(
+            f"a {existing.kind} devnet is already running at {existing.rpc_url} (pid {existing.pid}); "
+            "`fedledger devnet down` first"
+        )
     try:
         net = devnet_mod.start(kind, port, state=state)
     except devnet_mod.DevnetError as exc:

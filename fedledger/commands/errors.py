@@ -28,6 +28,13 @@ def fail(message: str) -> NoReturn:
 
 # Errors whose message is already a clear line for the user (raised by the core on bad input).
 USER_ERRORS: tuple[type[BaseException], ...] = (
-    UserError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError, NodeUnavailable,
-    ContractRevert, ConnectionError, TaskConfigError,
+    UserError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+    NodeUnavailable,
+    ContractRevert,
+    ConnectionError,
+    TaskConfigError,
 )

@@ -40,8 +40,18 @@ def experiment(
     model: Annotated[str, typer.Option(help="mlp, cnn or resnet18 ([vision] extra)")] = "mlp",
     clients: Annotated[int, typer.Option(help="number of data owners")] = 20,
     malicious: Annotated[float, typer.Option(help="fraction of malicious clients")] = 0.0,
-    attack: Annotated[str, typer.Option(help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, collusive")] = "none",
-    defence: Annotated[str, typer.Option(help="fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl, model-chain, fltrust, trust-root")] = "fedavg",
+    attack: Annotated[
+        str,
+        typer.Option(
+            help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, collusive"
+        ),
+    ] = "none",
+    defence: Annotated[
+        str,
+        typer.Option(
+            help="fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl, model-chain, fltrust, trust-root"
+        ),
+    ] = "fedavg",
     rounds: Annotated[int, typer.Option(help="federation rounds")] = 20,
     local_epochs: Annotated[int, typer.Option(help="local epochs per round")] = 5,
     local_steps: Annotated[int | None, typer.Option(help="local SGD steps (overrides --local-epochs)")] = None,
@@ -58,8 +68,12 @@ def experiment(
     select: Annotated[int | None, typer.Option(help="clients per round (LL-BCFL top-N, BPCV-FL)")] = None,
     peer_validators: Annotated[int, typer.Option(help="BPCV-FL: peers that score each model (0: every peer)")] = 0,
     theta: Annotated[float | None, typer.Option(help="BVFB threshold (default 0.6)")] = None,
-    attack_arg: Annotated[list[str] | None, typer.Option("--attack-arg", help="attack option KEY=VALUE (repeatable)")] = None,
-    defence_arg: Annotated[list[str] | None, typer.Option("--defence-arg", help="defence option KEY=VALUE (repeatable)")] = None,
+    attack_arg: Annotated[
+        list[str] | None, typer.Option("--attack-arg", help="attack option KEY=VALUE (repeatable)")
+    ] = None,
+    defence_arg: Annotated[
+        list[str] | None, typer.Option("--defence-arg", help="defence option KEY=VALUE (repeatable)")
+    ] = None,
     data_path: Annotated[str | None, typer.Option(help="dataset directory (CIFAR-10 python batches)")] = None,
     seed: Annotated[int, typer.Option(help="seed for data split, init, training, attackers")] = 0,
     threads: Annotated[int, typer.Option(help="torch threads (1 when processes run side by side)")] = 1,
@@ -79,12 +93,31 @@ def experiment(
     if theta is not None:
         defence_kwargs["theta"] = theta
     cfg = ExperimentConfig(
-        dataset=dataset, model=model, clients=clients, malicious=malicious, attack=attack,
-        attack_kwargs=parse_kv(attack_arg), defence=defence, defence_kwargs=defence_kwargs,
-        rounds=rounds, lr=lr, batch_size=batch_size, local_epochs=local_epochs, local_steps=local_steps,
-        prune_ratio=prune, partition=partition, alpha=alpha, dp=dp, epsilon=epsilon,
-        noise_multiplier=sigma, max_grad_norm=clip, select=select, peer_validators=peer_validators,
-        val_fraction=val_fraction, seed=seed, data_path=data_path,
+        dataset=dataset,
+        model=model,
+        clients=clients,
+        malicious=malicious,
+        attack=attack,
+        attack_kwargs=parse_kv(attack_arg),
+        defence=defence,
+        defence_kwargs=defence_kwargs,
+        rounds=rounds,
+        lr=lr,
+        batch_size=batch_size,
+        local_epochs=local_epochs,
+        local_steps=local_steps,
+        prune_ratio=prune,
+        partition=partition,
+        alpha=alpha,
+        dp=dp,
+        epsilon=epsilon,
+        noise_multiplier=sigma,
+        max_grad_norm=clip,
+        select=select,
+        peer_validators=peer_validators,
+        val_fraction=val_fraction,
+        seed=seed,
+        data_path=data_path,
     )
     console = Console()
     table = Table(title=f"{dataset}/{model} {clients} clients, {malicious:.0%} {attack}, defence {defence}")
@@ -92,16 +125,27 @@ def experiment(
         table.add_column(col, justify="right")
 
     with Progress(
-        TextColumn("[bold]rounds"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.fields[acc]}"), console=console, transient=True,
+        TextColumn("[bold]rounds"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[acc]}"),
+        console=console,
+        transient=True,
     ) as bar:
         task = bar.add_task("rounds", total=rounds, acc="")
 
         def on_round(rr: RoundResult) -> None:
             table.add_row(
-                str(rr.round), f"{rr.accuracy:.4f}", f"{len(rr.accepted)}/{len(rr.participants)}",
-                str(len(rr.malicious_participants)), _fmt(rr.precision), _fmt(rr.recall), _fmt(rr.asr),
-                _fmt(rr.epsilon, 2), f"{rr.seconds:.1f}",
+                str(rr.round),
+                f"{rr.accuracy:.4f}",
+                f"{len(rr.accepted)}/{len(rr.participants)}",
+                str(len(rr.malicious_participants)),
+                _fmt(rr.precision),
+                _fmt(rr.recall),
+                _fmt(rr.asr),
+                _fmt(rr.epsilon, 2),
+                f"{rr.seconds:.1f}",
             )
             bar.update(task, advance=1, acc=f"acc {rr.accuracy:.4f}")
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional, NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
 from fedledger.commands.errors import fail
-
 from fedledger.core.storage import DEFAULT_STORE, EmbeddedStore, RpcStore, compute_cid, open_store
-from fedledger.core.storage import push as push_blocks
 from fedledger.core.storage import daemon as ipfs_daemon
+from fedledger.core.storage import push as push_blocks
 from fedledger.core.storage.errors import StorageError
 
 ipfs_app = typer.Typer(help="IPFS daemon and CID tools.", no_args_is_help=True)
 
-StateDir = Annotated[Optional[Path], typer.Option(
-    "--state-dir", help="Where ipfs.json and ipfs.log live [default: ./.fedledger].")]
+StateDir = Annotated[
+    Path | None, typer.Option("--state-dir", help="Where ipfs.json and ipfs.log live [default: ./.fedledger].")
+]
 
 
 def _fail(exc: Exception) -> NoReturn:
@@ -45,9 +45,15 @@ def down(state_dir: StateDir = None) -> None:
 @ipfs_app.command()
 def cid(
     file: Annotated[Path, typer.Argument(help="File to hash ('-' for standard input).")],
-    cid_version: Annotated[int, typer.Option(
-        "--cid-version", min=0, max=1,
-        help="0: like `ipfs add --only-hash -Q`; 1: with `--cid-version 1 --raw-leaves`.")] = 1,
+    cid_version: Annotated[
+        int,
+        typer.Option(
+            "--cid-version",
+            min=0,
+            max=1,
+            help="0: like `ipfs add --only-hash -Q`; 1: with `--cid-version 1 --raw-leaves`.",
+        ),
+    ] = 1,
 ) -> None:
     """Print the CID `ipfs add` would give FILE, without storing anything."""
     data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
@@ -84,8 +90,7 @@ def get(
 def push(
     cid_: Annotated[str, typer.Argument(metavar="CID", help="CID in the embedded store.")],
     to: Annotated[str, typer.Option("--to", help="Daemon API, e.g. http://127.0.0.1:5001.")],
-    store: Annotated[str, typer.Option(
-        help="Embedded store to read from (embedded:PATH or PATH).")] = DEFAULT_STORE,
+    store: Annotated[str, typer.Option(help="Embedded store to read from (embedded:PATH or PATH).")] = DEFAULT_STORE,
 ) -> None:
     """Copy CID's blocks from the embedded store to a daemon, pin, and check it serves them."""
     try:

@@ -7,8 +7,18 @@ from typing import Annotated
 import typer
 
 from fedledger.commands._common import (
+    DEFAULT_OUTAGE_S,
+    DEFAULT_STORE,
+    AccountOpt,
+    KeyOpt,
+    KeystoreOpt,
+    ManifestOpt,
+    OutageOpt,
+    RpcOpt,
+    StoreOpt,
+    TaskOpt,
     agent_ledger,
-    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, run_agent,
+    run_agent,
 )
 
 miner_app = typer.Typer(help="Run a miner agent.", no_args_is_help=True)
@@ -16,11 +26,16 @@ miner_app = typer.Typer(help="Run a miner agent.", no_args_is_help=True)
 
 @miner_app.command("run")
 def miner_run(
-    task: TaskOpt, rpc: RpcOpt = None, manifest: ManifestOpt = None,
-    store: StoreOpt = DEFAULT_STORE, key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
+    task: TaskOpt,
+    rpc: RpcOpt = None,
+    manifest: ManifestOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+    key: KeyOpt = None,
+    keystore: KeystoreOpt = None,
+    account: AccountOpt = None,
     outage_timeout: OutageOpt = DEFAULT_OUTAGE_S,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
-) -> None:  # fmt: skip
+) -> None:
     """Run a miner until the task ends: stake, verify, defend, aggregate, vote, advance."""
     from fedledger.core.storage import open_store
     from fedledger.miner.agent import MinerAgent

@@ -10,8 +10,20 @@ from typing import Annotated
 import typer
 
 from fedledger.commands._common import (
-    DEFAULT_OUTAGE_S, DEFAULT_STORE, OutageOpt, AccountOpt, KeyOpt, KeystoreOpt, ManifestOpt, RpcOpt, StoreOpt, TaskOpt, console, ledger,
-    require_task, run_agent,
+    DEFAULT_OUTAGE_S,
+    DEFAULT_STORE,
+    AccountOpt,
+    KeyOpt,
+    KeystoreOpt,
+    ManifestOpt,
+    OutageOpt,
+    RpcOpt,
+    StoreOpt,
+    TaskOpt,
+    console,
+    ledger,
+    require_task,
+    run_agent,
 )
 
 task_app = typer.Typer(help="Publish and inspect tasks (requester).", no_args_is_help=True)
@@ -20,14 +32,18 @@ task_app = typer.Typer(help="Publish and inspect tasks (requester).", no_args_is
 @task_app.command("publish")
 def task_publish(
     config: Annotated[Path, typer.Option(help="task.toml (see the documented example in the repo)")],
-    rpc: RpcOpt = None, manifest: ManifestOpt = None, store: StoreOpt = DEFAULT_STORE,
-    key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
-) -> None:  # fmt: skip
+    rpc: RpcOpt = None,
+    manifest: ManifestOpt = None,
+    store: StoreOpt = DEFAULT_STORE,
+    key: KeyOpt = None,
+    keystore: KeystoreOpt = None,
+    account: AccountOpt = None,
+) -> None:
     """Upload the initial model, escrow the reward and publish the task; prints its id."""
     from fedledger.core.chain.manifest import manifest_path
-    from fedledger.requester import publish
-    from fedledger.core.storage import open_store
     from fedledger.core.protocol.task import TaskConfig
+    from fedledger.core.storage import open_store
+    from fedledger.requester import publish
 
     cfg = TaskConfig.from_toml(config)
     fl = ledger(rpc, manifest, key, keystore, 0 if account is None and not (key or keystore) else account)
@@ -55,11 +71,15 @@ def task_status(task: TaskOpt, rpc: RpcOpt = None, manifest: ManifestOpt = None)
 
 @task_app.command("start")
 def task_start(
-    task: TaskOpt, rpc: RpcOpt = None, manifest: ManifestOpt = None,
-    key: KeyOpt = None, keystore: KeystoreOpt = None, account: AccountOpt = None,
+    task: TaskOpt,
+    rpc: RpcOpt = None,
+    manifest: ManifestOpt = None,
+    key: KeyOpt = None,
+    keystore: KeystoreOpt = None,
+    account: AccountOpt = None,
     wait: Annotated[bool, typer.Option(help="keep running: start when possible, reclaim escrow at the end")] = True,
     outage_timeout: OutageOpt = DEFAULT_OUTAGE_S,
-) -> None:  # fmt: skip
+) -> None:
     """Run the requester agent: start the task once enough owners and miners joined."""
     from fedledger.requester import RequesterAgent
 

@@ -74,9 +74,7 @@ class Attack:
     def setup(self, *, n_clients: int, n_malicious: int) -> None:
         """Told the federation size before round 1 (ALIE derives its z from it)."""
 
-    def poison_data(
-        self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def poison_data(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Return the (possibly poisoned) local training data."""
         return x, y
 
@@ -91,9 +89,7 @@ class Attack:
         """Return the weights to upload, given the locally trained ones."""
         return weights
 
-    def poison_scores(
-        self, scores: dict[int, int], *, self_id: int, accomplices: set[int]
-    ) -> dict[int, int]:
+    def poison_scores(self, scores: dict[int, int], *, self_id: int, accomplices: set[int]) -> dict[int, int]:
         """Return the peer-validation scores (basis points) to submit."""
         return scores
 
@@ -161,8 +157,18 @@ class GaussianNoise(Attack):
     def __init__(self, *, std: float = 1.0) -> None:
         self.std = std
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
-        noise = {k: torch.randn(v.shape, generator=gen) * self.std if v.is_floating_point() else v for k, v in global_weights.items()}
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
+        noise = {
+            k: torch.randn(v.shape, generator=gen) * self.std if v.is_floating_point() else v
+            for k, v in global_weights.items()
+        }
         return _plus(global_weights, noise)
 
 
@@ -174,7 +180,14 @@ class SignFlip(Attack):
     def __init__(self, *, scale: float = 1.0) -> None:
         self.scale = scale
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
         d = _delta(global_weights, weights)
         return _plus(global_weights, {k: -self.scale * v for k, v in d.items()})
 
@@ -199,7 +212,14 @@ class Scaling(Attack):
     def poison_data(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.poison_data(x, y, gen) if self.inner else (x, y)
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
         boost = 10.0 if self.boost is None else self.boost
         d = _delta(global_weights, weights)
         return _plus(global_weights, {k: boost * v for k, v in d.items()})
@@ -214,10 +234,20 @@ class FreeRider(Attack):
     def __init__(self, *, noise_std: float = 0.0) -> None:
         self.noise_std = noise_std
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
         if self.noise_std == 0:
             return OrderedDict((k, v.clone()) for k, v in global_weights.items())
-        noise = {k: torch.randn(v.shape, generator=gen) * self.noise_std if v.is_floating_point() else v for k, v in global_weights.items()}
+        noise = {
+            k: torch.randn(v.shape, generator=gen) * self.noise_std if v.is_floating_point() else v
+            for k, v in global_weights.items()
+        }
         return _plus(global_weights, noise)
 
 
@@ -244,7 +274,14 @@ class LittleIsEnough(Attack):
             p = (n_clients - s) / n_clients
             self.z = NormalDist().inv_cdf(min(max(p, 1e-6), 1 - 1e-6))
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
         if not honest_updates:
             raise ValueError("ALIE needs the honest updates")
         z = 1.0 if self.z is None else self.z
@@ -269,10 +306,20 @@ class IPM(Attack):
     def __init__(self, *, epsilon: float = 0.5) -> None:
         self.epsilon = epsilon
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
         if not honest_updates:
             raise ValueError("IPM needs the honest updates")
-        d = {k: (-self.epsilon * _stack(honest_updates, k).mean(0)).float() if v.is_floating_point() else v for k, v in global_weights.items()}
+        d = {
+            k: (-self.epsilon * _stack(honest_updates, k).mean(0)).float() if v.is_floating_point() else v
+            for k, v in global_weights.items()
+        }
         return _plus(global_weights, d)
 
 
@@ -297,7 +344,14 @@ class Collusive(Attack):
     def poison_data(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         return self.inner.poison_data(x, y, gen)
 
-    def poison_weights(self, global_weights: StateDict, weights: StateDict, *, honest_updates: list[StateDict] | None = None, gen: torch.Generator | None = None) -> StateDict:
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
         return self.inner.poison_weights(global_weights, weights, honest_updates=honest_updates, gen=gen)
 
     def poison_scores(self, scores: dict[int, int], *, self_id: int, accomplices: set[int]) -> dict[int, int]:
@@ -306,7 +360,18 @@ class Collusive(Attack):
 
 ATTACKS: dict[str, type[Attack]] = {
     cls.name: cls
-    for cls in (NoAttack, LabelFlip, Backdoor, GaussianNoise, SignFlip, Scaling, FreeRider, LittleIsEnough, IPM, Collusive)
+    for cls in (
+        NoAttack,
+        LabelFlip,
+        Backdoor,
+        GaussianNoise,
+        SignFlip,
+        Scaling,
+        FreeRider,
+        LittleIsEnough,
+        IPM,
+        Collusive,
+    )
 }
 
 

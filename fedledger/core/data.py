@@ -191,9 +191,11 @@ class _ArraysOnly(pickle.Unpickler):
     globals those need, so a tampered file cannot name (and run) anything else."""
 
     _ALLOWED = {
-        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy", "ndarray"), ("numpy", "dtype"),
-    }  # fmt: skip
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
 
     def find_class(self, module: str, name: str) -> object:
         if (module, name) in self._ALLOWED:
@@ -331,7 +333,11 @@ def client_data(
     if not 0 <= k < n_clients:
         raise ValueError(f"client index {k} outside 0..{n_clients - 1}")
     parts = partition_indices(
-        ds.y_train.numpy(), n_clients, scheme=partition, seed=seed, alpha=alpha,
+        ds.y_train.numpy(),
+        n_clients,
+        scheme=partition,
+        seed=seed,
+        alpha=alpha,
         shards_per_client=shards_per_client,
     )
     idx = np.random.default_rng([seed, k, 0xDA7A]).permutation(parts[k])

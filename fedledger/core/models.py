@@ -83,8 +83,7 @@ def _resnet18(in_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         from torchvision.models import resnet18
     except Exception as exc:  # noqa: BLE001 - a torchvision built for another torch raises RuntimeError
         raise ImportError(
-            "resnet18 needs the [vision] extra (pip install 'fedledger[vision]'); "
-            f"torchvision is unusable here: {exc}"
+            f"resnet18 needs the [vision] extra (pip install 'fedledger[vision]'); torchvision is unusable here: {exc}"
         ) from exc
     model = resnet18(num_classes=num_classes)
     if in_shape[0] != 3:

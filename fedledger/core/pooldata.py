@@ -23,7 +23,10 @@ def pack(x: torch.Tensor, y: torch.Tensor) -> bytes:
     """Examples `(x, y)` -> safetensors bytes."""
     if len(x) != len(y):
         raise ExamplesError(f"{len(x)} inputs but {len(y)} labels")
-    tensors = {"x": x.detach().to(torch.float32).contiguous().clone(), "y": y.detach().to(torch.int64).contiguous().clone()}
+    tensors = {
+        "x": x.detach().to(torch.float32).contiguous().clone(),
+        "y": y.detach().to(torch.int64).contiguous().clone(),
+    }
     return save(tensors, metadata={"format": FORMAT})
 
 
@@ -43,7 +46,9 @@ def unpack(data: bytes, *, input_shape: tuple[int, ...], num_classes: int) -> tu
     if x.dtype != torch.float32 or y.dtype != torch.int64:
         raise ExamplesError(f"dtypes {x.dtype}/{y.dtype}, expected float32/int64")
     if tuple(x.shape[1:]) != tuple(input_shape) or y.shape != (len(x),):
-        raise ExamplesError(f"shapes {tuple(x.shape)}/{tuple(y.shape)}, expected (N, {', '.join(map(str, input_shape))})/(N,)")
+        raise ExamplesError(
+            f"shapes {tuple(x.shape)}/{tuple(y.shape)}, expected (N, {', '.join(map(str, input_shape))})/(N,)"
+        )
     if not torch.isfinite(x).all():
         raise ExamplesError("inputs hold NaN or infinite values")
     if len(y) and (int(y.min()) < 0 or int(y.max()) >= num_classes):

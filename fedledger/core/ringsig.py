@@ -193,6 +193,7 @@ def linked(a: RingSignature, b_: RingSignature) -> bool:
 
 # ---- proof of possession (Schnorr), so only keys someone controls can join rings ----------
 
+
 def prove_possession(key: KeyPair, context: bytes) -> tuple[int, int]:
     """Schnorr proof of knowledge of `key.secret`, bound to `context` (the registry binds chain,
     contract and owner address), so nobody can register a key they do not hold or replay a proof.

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping, Union
 
 import torch
 from safetensors import SafetensorError
@@ -24,7 +24,7 @@ _MAX_HEADER = 16 * 1024 * 1024
 
 StateDict = dict[str, torch.Tensor]
 Shape = tuple[int, ...]
-ExpectedSpec = Mapping[str, Union[tuple[Shape, Union[torch.dtype, str]], torch.Tensor]]
+ExpectedSpec = Mapping[str, tuple[Shape, torch.dtype | str] | torch.Tensor]
 
 
 class WeightsError(ValueError):
@@ -58,8 +58,13 @@ class WeightsMeta:
 
     def to_header(self) -> dict[str, str]:
         """The `__metadata__` map (safetensors allows string values only)."""
-        return {"format": FORMAT, "model_spec": self.model_spec, "task": self.task,
-                "round": str(self.round), "producer": self.producer}
+        return {
+            "format": FORMAT,
+            "model_spec": self.model_spec,
+            "task": self.task,
+            "round": str(self.round),
+            "producer": self.producer,
+        }
 
     @classmethod
     def from_header(cls, header: Mapping[str, str]) -> WeightsMeta:
@@ -67,8 +72,12 @@ class WeightsMeta:
         if header.get("format") != FORMAT:
             raise WeightsError(f"metadata format is {header.get('format')!r}, expected {FORMAT!r}")
         try:
-            return cls(model_spec=header["model_spec"], task=header["task"],
-                       round=int(header["round"]), producer=header["producer"])
+            return cls(
+                model_spec=header["model_spec"],
+                task=header["task"],
+                round=int(header["round"]),
+                producer=header["producer"],
+            )
         except KeyError as exc:
             raise WeightsError(f"metadata field {exc.args[0]!r} is missing") from None
         except ValueError:
@@ -101,10 +110,10 @@ def _canonical(raw: bytes) -> bytes:
     # safetensors writes `__metadata__` in hash-map order, which changes from one process to
     # the next; the same weights must give the same CID and digest, so sort the header.
     size = int.from_bytes(raw[:8], "little")
-    header = json.loads(raw[8:8 + size])
+    header = json.loads(raw[8 : 8 + size])
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)  # keep the data section 8-byte aligned, as safetensors does
-    return len(text).to_bytes(8, "little") + text + raw[8 + size:]
+    return len(text).to_bytes(8, "little") + text + raw[8 + size :]
 
 
 def _header(data: bytes, max_bytes: int) -> dict[str, object]:
@@ -113,15 +122,16 @@ def _header(data: bytes, max_bytes: int) -> dict[str, object]:
     if data[:1] == b"\x80" and data[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
         raise NotSafetensors("payload is a Python pickle; refusing to load it (never unpickle)")
     if data[:4] == b"PK\x03\x04":
-        raise NotSafetensors("payload is a zip archive (torch.save output, pickle inside); "
-                             "refusing to load it (never unpickle)")
+        raise NotSafetensors(
+            "payload is a zip archive (torch.save output, pickle inside); refusing to load it (never unpickle)"
+        )
     if len(data) < 8:
         raise NotSafetensors(f"payload of {len(data)} bytes is too short for safetensors")
     size = int.from_bytes(data[:8], "little")
     if size > min(len(data) - 8, _MAX_HEADER):
         raise NotSafetensors(f"not safetensors: header length {size} does not fit the payload")
     try:
-        header = json.loads(data[8:8 + size].decode("utf-8"))
+        header = json.loads(data[8 : 8 + size].decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         raise NotSafetensors("not safetensors: the header is not JSON") from None
     if not isinstance(header, dict):
@@ -171,8 +181,7 @@ def check(state_dict: Mapping[str, torch.Tensor], expected: ExpectedSpec | None 
         for name, (shape, dtype) in spec.items():
             tensor = state_dict[name]
             if tuple(tensor.shape) != shape:
-                raise SpecMismatch(f"tensor {name!r} has shape {tuple(tensor.shape)}, "
-                                   f"expected {shape}")
+                raise SpecMismatch(f"tensor {name!r} has shape {tuple(tensor.shape)}, expected {shape}")
             if tensor.dtype != dtype:
                 raise SpecMismatch(f"tensor {name!r} has dtype {tensor.dtype}, expected {dtype}")
     for name, tensor in state_dict.items():
@@ -182,8 +191,9 @@ def check(state_dict: Mapping[str, torch.Tensor], expected: ExpectedSpec | None 
                 raise NonFiniteWeights(f"tensor {name!r} has {bad} NaN/infinite values")
 
 
-def loads(data: bytes, *, expected: ExpectedSpec | None = None,
-          max_bytes: int = MAX_BYTES) -> tuple[StateDict, WeightsMeta]:
+def loads(
+    data: bytes, *, expected: ExpectedSpec | None = None, max_bytes: int = MAX_BYTES
+) -> tuple[StateDict, WeightsMeta]:
     """Parse and check weights bytes; return (state dict, metadata).
 
     `expected` is name -> (shape, dtype) or a reference state dict; without it only the

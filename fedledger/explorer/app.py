@@ -25,11 +25,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from fedledger.core.chain import ContractRevert, FedLedger, connect
+from fedledger.core.storage import InvalidCID, NotFound, StorageError, Store, open_store, parse_cid
 from fedledger.explorer.charts import colour, heat, heat_legend, line_chart
 from fedledger.explorer.ledger import BadRequest, Ledger, NotFoundError
 from fedledger.explorer.rpc import ChainReader, NodeUnavailable, RpcError
 from fedledger.explorer.service import Explorer
-from fedledger.core.storage import InvalidCID, NotFound, StorageError, Store, open_store, parse_cid
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,16 @@ def _pct(bps: int | None) -> str:
 
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("fedledger.explorer", "templates"), autoescape=select_autoescape(["html"]))
-    env.filters.update(base=lambda v: str(v).split("?")[0], time=_fmt_time, clock=_clock, eth=_eth, short=_short, pct=_pct, heat=heat, colour=colour)
+    env.filters.update(
+        base=lambda v: str(v).split("?")[0],
+        time=_fmt_time,
+        clock=_clock,
+        eth=_eth,
+        short=_short,
+        pct=_pct,
+        heat=heat,
+        colour=colour,
+    )
     env.globals["heat_legend"] = heat_legend()
     env.tests["cid"] = _is_cid
     env.globals["line_chart"] = lambda *a, **kw: Markup(line_chart(*a, **kw))
@@ -129,9 +138,13 @@ def create_app(
 def build_app(state: State) -> FastAPI:
     """Wire the routes of the explorer around a ready `State`."""
     app = FastAPI(
-        title="fedledger explorer", version="0.1.0", description=API_DESCRIPTION,
-        docs_url=None, redoc_url=None, openapi_url="/api/openapi.json",  # Swagger UI needs a CDN: own page below
-    )  # fmt: skip
+        title="fedledger explorer",
+        version="0.1.0",
+        description=API_DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/api/openapi.json",  # Swagger UI needs a CDN: own page below
+    )
     app.state.fx = state
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
     ex = state.explorer
@@ -153,7 +166,8 @@ def build_app(state: State) -> FastAPI:
 
     @app.get("/api/blocks", tags=["chain"], summary="Newest blocks (headers)")
     def api_blocks(
-        limit: int = Query(20, ge=1, le=500), before: int | None = Query(None, ge=0, description="highest block to list")
+        limit: int = Query(20, ge=1, le=500),
+        before: int | None = Query(None, ge=0, description="highest block to list"),
     ) -> list[dict[str, Any]]:
         return ex.recent_blocks(limit, before)
 
@@ -165,7 +179,9 @@ def build_app(state: State) -> FastAPI:
     def api_tx(tx_hash: str) -> dict[str, Any]:
         return ex.tx(tx_hash)
 
-    @app.get("/api/address/{address}", tags=["chain"], summary="Balance, fedledger roles and transactions of an address")
+    @app.get(
+        "/api/address/{address}", tags=["chain"], summary="Balance, fedledger roles and transactions of an address"
+    )
     def api_address(address: str, before: int = Query(0, ge=0), limit: int = Query(25, ge=1, le=200)) -> dict[str, Any]:
         return ex.address(address, before, limit)
 
@@ -182,7 +198,9 @@ def build_app(state: State) -> FastAPI:
         rounds: list[dict[str, Any]] = ex.ledger.task(task_id)["rounds"]
         return rounds
 
-    @app.get("/api/tasks/{task_id}/rounds/{round_}", tags=["tasks"], summary="One round: submissions, scores, votes, result")
+    @app.get(
+        "/api/tasks/{task_id}/rounds/{round_}", tags=["tasks"], summary="One round: submissions, scores, votes, result"
+    )
     def api_round(task_id: int, round_: int) -> dict[str, Any]:
         return ex.ledger.round(task_id, round_)
 
@@ -216,9 +234,10 @@ def build_app(state: State) -> FastAPI:
     @app.get("/api/stream", tags=["live"], summary="Server-sent events: `head` whenever a new block is mined")
     async def api_stream(request: Request) -> StreamingResponse:
         return StreamingResponse(
-            _head_events(request, ex, state.poll_interval), media_type="text/event-stream",
+            _head_events(request, ex, state.poll_interval),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-        )  # fmt: skip
+        )
 
     @app.get("/api/docs", response_class=HTMLResponse, include_in_schema=False)
     def api_docs(request: Request) -> HTMLResponse:
@@ -228,12 +247,24 @@ def build_app(state: State) -> FastAPI:
         for path, methods in spec["paths"].items():
             for method, op in methods.items():
                 params = [
-                    {"name": p["name"], "in": p["in"], "required": p.get("required", False),
-                     "type": _schema_type(p.get("schema", {})), "description": p.get("description", "")}
+                    {
+                        "name": p["name"],
+                        "in": p["in"],
+                        "required": p.get("required", False),
+                        "type": _schema_type(p.get("schema", {})),
+                        "description": p.get("description", ""),
+                    }
                     for p in op.get("parameters", [])
-                ]  # fmt: skip
-                routes.append({"method": method.upper(), "path": path, "summary": op.get("summary", ""),
-                               "tag": (op.get("tags") or [""])[0], "params": params})  # fmt: skip
+                ]
+                routes.append(
+                    {
+                        "method": method.upper(),
+                        "path": path,
+                        "summary": op.get("summary", ""),
+                        "tag": (op.get("tags") or [""])[0],
+                        "params": params,
+                    }
+                )
         return page(request, "api_docs.html", title="API", routes=routes, description=API_DESCRIPTION)
 
     # ---- storage ------------------------------------------------------------------------------
@@ -249,14 +280,23 @@ def build_app(state: State) -> FastAPI:
             data = state.store.get(cid)  # verified against the CID by the store
         except NotFound:
             raise NotFoundError(f"{cid} is not in the configured storage") from None
-        return Response(data, media_type="application/octet-stream",
-                        headers={"Content-Disposition": f'attachment; filename="{cid}.safetensors"'})  # fmt: skip
+        return Response(
+            data,
+            media_type="application/octet-stream",
+            headers={"Content-Disposition": f'attachment; filename="{cid}.safetensors"'},
+        )
 
     # ---- pages --------------------------------------------------------------------------------
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def home(request: Request) -> HTMLResponse:
-        return page(request, "home.html", live=True, head=ex.head(), tasks=ex.ledger.task_summaries(),
-                    blocks=ex.recent_blocks(15))  # fmt: skip
+        return page(
+            request,
+            "home.html",
+            live=True,
+            head=ex.head(),
+            tasks=ex.ledger.task_summaries(),
+            blocks=ex.recent_blocks(15),
+        )
 
     @app.get("/tasks", response_class=HTMLResponse, include_in_schema=False)
     def tasks_page(request: Request) -> HTMLResponse:
@@ -269,7 +309,9 @@ def build_app(state: State) -> FastAPI:
 
     @app.get("/block/{number}", response_class=HTMLResponse, include_in_schema=False)
     def block_page(request: Request, number: int) -> HTMLResponse:
-        return page(request, "block.html", title=f"Block {number}", block=ex.block(number), head=ex.reader.block_number())
+        return page(
+            request, "block.html", title=f"Block {number}", block=ex.block(number), head=ex.reader.block_number()
+        )
 
     @app.get("/tx/{tx_hash}", response_class=HTMLResponse, include_in_schema=False)
     def tx_page(request: Request, tx_hash: str) -> HTMLResponse:
@@ -309,9 +351,7 @@ def _task_charts(t: dict[str, Any]) -> dict[str, Markup | None]:
     """SVG charts of a task page: reputation per client over rounds, accuracy per round."""
     hist = t["reputation_history"]
     labels = ["reg."] + [f"r{h['round']}" for h in hist[1:]]
-    series = [
-        (f"#{c['index']}", [h["reputations"][c["index"]] / t["rep_scale"] for h in hist]) for c in t["clients"]
-    ]
+    series = [(f"#{c['index']}", [h["reputations"][c["index"]] / t["rep_scale"] for h in hist]) for c in t["clients"]]
     rep = line_chart(series, x_labels=labels, y_format="{:.2f}", title="reputation over rounds")
     acc = None
     metrics = {int(k): v for k, v in t["metrics"].items() if "accuracy" in v}
@@ -322,8 +362,11 @@ def _task_charts(t: dict[str, Any]) -> dict[str, Markup | None]:
         if min(values) > 0.5:  # zoom in, with 4 grid steps on whole multiples of 5 %
             step = math.ceil((1.0 - (min(values) - 0.02)) / 4 / 0.05) * 0.05
             lo = max(0.0, 1.0 - 4 * step)
-        acc = Markup(line_chart([("global model", values)], x_labels=[f"r{r}" for r in rounds], y_min=lo,
-                                title="accuracy per round"))  # fmt: skip
+        acc = Markup(
+            line_chart(
+                [("global model", values)], x_labels=[f"r{r}" for r in rounds], y_min=lo, title="accuracy per round"
+            )
+        )
     return {"rep_chart": Markup(rep), "acc_chart": acc}
 
 
@@ -370,14 +413,19 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
         from fastapi.openapi.utils import get_openapi
 
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
-        error = {"type": "object", "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
-                 "required": ["error", "status"]}  # fmt: skip
+        error = {
+            "type": "object",
+            "properties": {"error": {"type": "string"}, "status": {"type": "integer"}},
+            "required": ["error", "status"],
+        }
         for ops in schema.get("paths", {}).values():
             for op in ops.values():
                 responses = op.setdefault("responses", {})
                 responses.pop("422", None)
                 for code, text in _ERROR_RESPONSES.items():
-                    responses.setdefault(code, {"description": text, "content": {"application/json": {"schema": error}}})
+                    responses.setdefault(
+                        code, {"description": text, "content": {"application/json": {"schema": error}}}
+                    )
         schema.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
         schema.get("components", {}).get("schemas", {}).pop("ValidationError", None)
         app.openapi_schema = schema

@@ -61,7 +61,9 @@ def line_chart(
         v = y_min + span * k / 4
         _, y = xy(0, v)
         out.append(f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" class="grid"/>')
-        out.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{escape(y_format.format(v))}</text>')
+        out.append(
+            f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end" class="axis">{escape(y_format.format(v))}</text>'
+        )
     for i, label in enumerate(x_labels):
         x, _ = xy(i, y_min)
         out.append(f'<text x="{x:.1f}" y="{height - 8}" text-anchor="middle" class="axis">{escape(label)}</text>')

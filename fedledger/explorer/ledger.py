@@ -101,7 +101,8 @@ def load_metrics(path: str | Path | None, task_id: int) -> dict[int, dict[str, f
     for rec in data if isinstance(data, list) else []:
         if isinstance(rec, dict) and "round" in rec:
             out[int(rec["round"])] = {
-                k: float(v) for k, v in rec.items()
+                k: float(v)
+                for k, v in rec.items()
                 if k != "round" and isinstance(v, int | float) and not isinstance(v, bool)
             }
     return out
@@ -121,9 +122,11 @@ class Ledger:
     def decode_log(self, log: dict[str, Any]) -> dict[str, Any]:
         """A raw log as {event, args, address, block, tx, log_index}; `event` None if not ours."""
         base = {
-            "address": to_checksum_address(log["address"]), "block": hex_int(log.get("blockNumber")),
-            "tx": log.get("transactionHash"), "log_index": hex_int(log.get("logIndex")),
-        }  # fmt: skip
+            "address": to_checksum_address(log["address"]),
+            "block": hex_int(log.get("blockNumber")),
+            "tx": log.get("transactionHash"),
+            "log_index": hex_int(log.get("logIndex")),
+        }
         topics = [str(t).lower() for t in log.get("topics") or []]
         decoded = self.fl.decode_log({**log, "topics": topics})
         if decoded is None:
@@ -190,12 +193,21 @@ class Ledger:
             info = self.fl.task_info(t)
             spec = self.fl.task_spec(t)
             mech = self.fl.task_mechanism(t)
-            out.append({
-                "id": t, "requester": info["requester"], "status": info["status"].name.lower(),
-                "current_round": info["current_round"], "rounds": spec.rounds, "model": spec.model_spec,
-                "dataset": spec.dataset_id, "defence": mech.defence, "clients": len(self.fl.clients(t)),
-                "reward_per_round_wei": wei(spec.reward_per_round), "escrow_wei": wei(info["escrow"]),
-            })  # fmt: skip
+            out.append(
+                {
+                    "id": t,
+                    "requester": info["requester"],
+                    "status": info["status"].name.lower(),
+                    "current_round": info["current_round"],
+                    "rounds": spec.rounds,
+                    "model": spec.model_spec,
+                    "dataset": spec.dataset_id,
+                    "defence": mech.defence,
+                    "clients": len(self.fl.clients(t)),
+                    "reward_per_round_wei": wei(spec.reward_per_round),
+                    "escrow_wei": wei(info["escrow"]),
+                }
+            )
         return out
 
     def task(self, task_id: int) -> dict[str, Any]:
@@ -216,11 +228,17 @@ class Ledger:
         for i, c in enumerate(clients):
             ci = self.fl.client_info(task_id, c)
             reg = registered.get(c)
-            client_rows.append({
-                "index": i, "address": c, "reputation": ci["reputation"], "n_samples": ci["n_samples"],
-                "self_score_bps": ci["self_score_bps"], "registered_block": reg["block"] if reg else None,
-                "credit_wei": wei(self.fl.credit_of(c)),
-            })  # fmt: skip
+            client_rows.append(
+                {
+                    "index": i,
+                    "address": c,
+                    "reputation": ci["reputation"],
+                    "n_samples": ci["n_samples"],
+                    "self_score_bps": ci["self_score_bps"],
+                    "registered_block": reg["block"] if reg else None,
+                    "credit_wei": wei(self.fl.credit_of(c)),
+                }
+            )
 
         by_round: dict[int, list[dict[str, Any]]] = defaultdict(list)
         round_of_tx: dict[str, int] = {}
@@ -256,28 +274,41 @@ class Ledger:
             if log["event"] == "PaymentCredited":
                 a = log["args"]
                 totals[a["payee"]] += int(a["amount"])
-                payouts.append({
-                    "payee": a["payee"], "amount_wei": wei(a["amount"]), "kind": CREDIT_KINDS[int(a["kind"])],
-                    "round": round_of_tx.get(log["tx"]), "block": log["block"], "tx": log["tx"],
-                })  # fmt: skip
+                payouts.append(
+                    {
+                        "payee": a["payee"],
+                        "amount_wei": wei(a["amount"]),
+                        "kind": CREDIT_KINDS[int(a["kind"])],
+                        "round": round_of_tx.get(log["tx"]),
+                        "block": log["block"],
+                        "tx": log["tx"],
+                    }
+                )
         cid, digest = self.fl.global_model(task_id)
         last_final = max((rd["round"] for rd in rounds if rd["status"] == "finalised"), default=0)
         published = next((log for log in logs if log["event"] == "TaskPublished"), None)
         return {
-            "id": task_id, "requester": info["requester"], "status": info["status"].name.lower(),
-            "current_round": int(info["current_round"]), "published_at": int(info["published_at"]),
+            "id": task_id,
+            "requester": info["requester"],
+            "status": info["status"].name.lower(),
+            "current_round": int(info["current_round"]),
+            "published_at": int(info["published_at"]),
             "published_block": published["block"] if published else None,
-            "escrow_wei": wei(info["escrow"]), "escrow_total_wei": wei(spec.reward_per_round * spec.rounds),
+            "escrow_wei": wei(info["escrow"]),
+            "escrow_total_wei": wei(spec.reward_per_round * spec.rounds),
             "paid_wei": wei(sum(totals.values())),
             "spec": {**plain(spec.__dict__), "reward_per_round_wei": wei(spec.reward_per_round)},
-            "mechanism": plain(mech.__dict__), "clients": client_rows,
-            "reputations_now": reps_now, "rep_scale": REP_SCALE,
+            "mechanism": plain(mech.__dict__),
+            "clients": client_rows,
+            "reputations_now": reps_now,
+            "rep_scale": REP_SCALE,
             "global_model": {"cid": cid, "digest": "0x" + digest.hex(), "round": last_final},
             "rounds": rounds,
             "reputation_history": [{"round": r, "reputations": reps} for r, reps in enumerate(history)],
-            "payouts": payouts, "payout_totals": {k: wei(v) for k, v in totals.items()},
+            "payouts": payouts,
+            "payout_totals": {k: wei(v) for k, v in totals.items()},
             "metrics": {str(k): v for k, v in sorted(metrics.items())},
-        }  # fmt: skip
+        }
 
     def round(self, task_id: int, round_: int) -> dict[str, Any]:
         view = self.task(task_id)
@@ -287,7 +318,12 @@ class Ledger:
         raise NotFoundError(f"task {task_id} has no round {round_} yet (current round {view['current_round']})")
 
     def _round(
-        self, task_id: int, r: int, logs: list[dict[str, Any]], index_of: dict[str, int], metrics: dict[str, float],
+        self,
+        task_id: int,
+        r: int,
+        logs: list[dict[str, Any]],
+        index_of: dict[str, int],
+        metrics: dict[str, float],
         peer_validators: int = 0,
     ) -> dict[str, Any]:
         ri = self.fl.round_info(task_id, r)
@@ -299,26 +335,39 @@ class Ledger:
         t0 = opened["time"] if opened else None
         phases = [
             row(log, phase=Phase(int(log["args"]["phase"])).name.lower(), deadline=int(log["args"]["deadline"]))
-            for log in logs if log["event"] == "PhaseChanged"
-        ]  # fmt: skip
+            for log in logs
+            if log["event"] == "PhaseChanged"
+        ]
         submissions = []
         for log in logs:
             if log["event"] == "ModelSubmitted":
                 a = log["args"]
                 idx = index_of.get(a["client"], -1)
-                submissions.append(row(
-                    log, index=idx, client=a["client"], weights_cid=a["weightsCID"], digest="0x" + bytes(a["digest"]).hex(),
-                    behaviour_cid=a["behaviourCID"], n_samples=int(a["nSamples"]),
-                    after_s=(log["time"] - t0) if t0 is not None and log["time"] is not None else None,
-                    accepted=bool(ri.accepted >> idx & 1) if ri.phase == Phase.FINALISED else None,
-                ))  # fmt: skip
-        commits = [row(log, index=index_of.get(log["args"]["client"], -1), client=log["args"]["client"])
-                   for log in logs if log["event"] == "ScoresCommitted"]  # fmt: skip
+                submissions.append(
+                    row(
+                        log,
+                        index=idx,
+                        client=a["client"],
+                        weights_cid=a["weightsCID"],
+                        digest="0x" + bytes(a["digest"]).hex(),
+                        behaviour_cid=a["behaviourCID"],
+                        n_samples=int(a["nSamples"]),
+                        after_s=(log["time"] - t0) if t0 is not None and log["time"] is not None else None,
+                        accepted=bool(ri.accepted >> idx & 1) if ri.phase == Phase.FINALISED else None,
+                    )
+                )
+        commits = [
+            row(log, index=index_of.get(log["args"]["client"], -1), client=log["args"]["client"])
+            for log in logs
+            if log["event"] == "ScoresCommitted"
+        ]
         reveals = {}
         for log in logs:
             if log["event"] == "ScoresRevealed":
                 idx = index_of.get(log["args"]["client"], -1)
-                reveals[idx] = row(log, index=idx, client=log["args"]["client"], scores=decode_scores(bytes(log["args"]["scores"])))
+                reveals[idx] = row(
+                    log, index=idx, client=log["args"]["client"], scores=decode_scores(bytes(log["args"]["scores"]))
+                )
 
         # mutual-validation matrix: rows = validators (revealers), columns = submitters; the
         # miners count only the scores each validator was assigned (not its own, not those of
@@ -346,41 +395,79 @@ class Ledger:
             if log["event"] == "ProposalSubmitted":
                 p = Proposal.from_abi(log["args"]["proposal"])
                 h = "0x" + bytes(log["args"]["proposalHash"]).hex()
-                proposals.append(row(
-                    log, hash=h, global_cid=p.global_cid, global_digest="0x" + p.global_digest.hex(),
-                    accepted=bits(p.accepted), winner=p.winner - 1 if p.winner else None, reputations=list(p.reputations),
-                    next_selection=bits(p.next_selection), voters=[v["miner"] for v in votes_by_hash[h]],
-                    votes=len(votes_by_hash[h]), final=h == final_hash,
-                ))  # fmt: skip
+                proposals.append(
+                    row(
+                        log,
+                        hash=h,
+                        global_cid=p.global_cid,
+                        global_digest="0x" + p.global_digest.hex(),
+                        accepted=bits(p.accepted),
+                        winner=p.winner - 1 if p.winner else None,
+                        reputations=list(p.reputations),
+                        next_selection=bits(p.next_selection),
+                        voters=[v["miner"] for v in votes_by_hash[h]],
+                        votes=len(votes_by_hash[h]),
+                        final=h == final_hash,
+                    )
+                )
 
         status = {Phase.FINALISED: "finalised", Phase.FAILED: "failed"}.get(ri.phase, "open")
         final = next((log for log in logs if log["event"] == "RoundFinalised"), None)
         failed = next((log for log in logs if log["event"] == "RoundFailed"), None)
         submitted_idx = [s["index"] for s in submissions]
         result: dict[str, Any] = {
-            "status": status, "global_cid": None, "digest": None, "accepted": [], "rejected": [], "winner": None,
-            "block": None, "time": None, "tx": None, "proposal": None, "at_phase": None,
-        }  # fmt: skip
+            "status": status,
+            "global_cid": None,
+            "digest": None,
+            "accepted": [],
+            "rejected": [],
+            "winner": None,
+            "block": None,
+            "time": None,
+            "tx": None,
+            "proposal": None,
+            "at_phase": None,
+        }
         if final is not None:
             a = final["args"]
             acc = bits(int(a["accepted"]))
             result.update(
-                global_cid=a["globalCID"], digest="0x" + bytes(a["globalDigest"]).hex(), accepted=acc,
+                global_cid=a["globalCID"],
+                digest="0x" + bytes(a["globalDigest"]).hex(),
+                accepted=acc,
                 rejected=[i for i in submitted_idx if i not in acc],
-                winner=int(a["winner"]) - 1 if int(a["winner"]) else None, block=final["block"], time=final["time"],
-                tx=final["tx"], proposal=final_hash,
-            )  # fmt: skip
+                winner=int(a["winner"]) - 1 if int(a["winner"]) else None,
+                block=final["block"],
+                time=final["time"],
+                tx=final["tx"],
+                proposal=final_hash,
+            )
         elif failed is not None:
-            result.update(at_phase=Phase(int(failed["args"]["atPhase"])).name.lower(), block=failed["block"], time=failed["time"])
+            result.update(
+                at_phase=Phase(int(failed["args"]["atPhase"])).name.lower(), block=failed["block"], time=failed["time"]
+            )
         return {
-            "round": r, "phase": ri.phase.name.lower(), "deadline": ri.deadline, "opened_at": ri.opened_at,
-            "opened_block": opened["block"] if opened else None, "n_clients": ri.n_clients,
-            "selected": bits(ri.selected), "committee": list(ri.committee), "seed": "0x" + ri.seed.hex(),
-            "phases": phases, "submissions": submissions, "commits": commits, "reveals": list(reveals.values()),
+            "round": r,
+            "phase": ri.phase.name.lower(),
+            "deadline": ri.deadline,
+            "opened_at": ri.opened_at,
+            "opened_block": opened["block"] if opened else None,
+            "n_clients": ri.n_clients,
+            "selected": bits(ri.selected),
+            "committee": list(ri.committee),
+            "seed": "0x" + ri.seed.hex(),
+            "phases": phases,
+            "submissions": submissions,
+            "commits": commits,
+            "reveals": list(reveals.values()),
             "scores": {"validators": validators, "targets": targets, "matrix": matrix, "quality": quality},
-            "proposals": proposals, "votes": votes, "status": status, "result": result,
-            "metrics": metrics, "accuracy": metrics.get("accuracy"),
-        }  # fmt: skip
+            "proposals": proposals,
+            "votes": votes,
+            "status": status,
+            "result": result,
+            "metrics": metrics,
+            "accuracy": metrics.get("accuracy"),
+        }
 
     def latest_model(self, task_id: int) -> dict[str, Any]:
         """The task's current global model (the last finalised round's, or the initial one)."""
@@ -389,10 +476,15 @@ class Ledger:
         finals = self.fl.events("RoundFinalised", from_block=self.deploy_block, taskId=task_id)
         last = finals[-1] if finals else None
         return {
-            "task": task_id, "round": int(last["round"]) if last else 0, "cid": cid, "digest": "0x" + digest.hex(),
-            "block": last["block_number"] if last else None, "tx": last["tx_hash"] if last else None,
-            "initial": last is None, "task_status": info["status"].name.lower(),
-        }  # fmt: skip
+            "task": task_id,
+            "round": int(last["round"]) if last else 0,
+            "cid": cid,
+            "digest": "0x" + digest.hex(),
+            "block": last["block_number"] if last else None,
+            "tx": last["tx_hash"] if last else None,
+            "initial": last is None,
+            "task_status": info["status"].name.lower(),
+        }
 
     # ---- addresses and CIDs -----------------------------------------------------------------
     def roles(self, address: str) -> dict[str, Any]:
@@ -409,8 +501,7 @@ class Ledger:
         requester = tasks_where("TaskPublished", 2)
         owner = tasks_where("ClientRegistered", 2)
         stake = self.fl.stake_of(address)
-        staked = self.reader.logs(self.address, [self.fl.event_topic("Staked"), topic],
-                                  self.deploy_block)  # fmt: skip
+        staked = self.reader.logs(self.address, [self.fl.event_topic("Staked"), topic], self.deploy_block)
         names = []
         if address == self.address:
             names.append("FedLedger contract")
@@ -421,10 +512,13 @@ class Ledger:
         if staked or stake["amount"]:
             names.append("miner")
         return {
-            "roles": names, "requester_of": requester, "data_owner_of": owner,
-            "stake_wei": wei(stake["amount"]), "miner_active": bool(stake["active"]),
+            "roles": names,
+            "requester_of": requester,
+            "data_owner_of": owner,
+            "stake_wei": wei(stake["amount"]),
+            "miner_active": bool(stake["active"]),
             "credit_wei": wei(self.fl.credit_of(address)),
-        }  # fmt: skip
+        }
 
     def cid_uses(self, cid: str) -> list[dict[str, Any]]:
         """Where a CID appears on chain: initial weights, submissions, behaviour models, global models."""
@@ -435,12 +529,27 @@ class Ledger:
         for e in self.fl.events("ModelSubmitted", from_block=self.deploy_block):
             for field, what in (("weightsCID", "client weights"), ("behaviourCID", "behaviour model")):
                 if e[field] == cid:
-                    out.append({"what": what, "task": int(e["taskId"]), "round": int(e["round"]), "client": e["client"],
-                                "block": e["block_number"], "tx": e["tx_hash"]})  # fmt: skip
+                    out.append(
+                        {
+                            "what": what,
+                            "task": int(e["taskId"]),
+                            "round": int(e["round"]),
+                            "client": e["client"],
+                            "block": e["block_number"],
+                            "tx": e["tx_hash"],
+                        }
+                    )
         for e in self.fl.events("RoundFinalised", from_block=self.deploy_block):
             if e["globalCID"] == cid:
-                out.append({"what": "global model", "task": int(e["taskId"]), "round": int(e["round"]),
-                            "block": e["block_number"], "tx": e["tx_hash"]})  # fmt: skip
+                out.append(
+                    {
+                        "what": "global model",
+                        "task": int(e["taskId"]),
+                        "round": int(e["round"]),
+                        "block": e["block_number"],
+                        "tx": e["tx_hash"],
+                    }
+                )
         return out
 
     def status_names(self) -> dict[str, list[str]]:

@@ -123,8 +123,13 @@ class ChainReader:
             data = self._try("ots_getTransactionError", tx["hash"])
             if data not in (None, "0x"):
                 return str(data)
-        call = {"from": tx["from"], "to": tx.get("to"), "data": tx.get("input"), "value": tx.get("value", "0x0"),
-                "gas": tx.get("gas")}  # fmt: skip
+        call = {
+            "from": tx["from"],
+            "to": tx.get("to"),
+            "data": tx.get("input"),
+            "value": tx.get("value", "0x0"),
+            "gas": tx.get("gas"),
+        }
         try:
             self.call("eth_call", call, hex(hex_int(receipt["blockNumber"]) - 1))
         except RpcError as exc:
@@ -167,9 +172,11 @@ class ChainReader:
         found = found[:page_size]
         receipts = self.batch([("eth_getTransactionReceipt", [t["hash"]]) for t in found])
         return {
-            "txs": list(zip(found, receipts, strict=True)), "complete": low == 0,
-            "last_page": len(found) < page_size, "scanned_from": low,
-        }  # fmt: skip
+            "txs": list(zip(found, receipts, strict=True)),
+            "complete": low == 0,
+            "last_page": len(found) < page_size,
+            "scanned_from": low,
+        }
 
     def logs(self, address: str, topics: list[Any], from_block: int = 0, to_block: int | None = None) -> list[dict]:
         """eth_getLogs in chunks of 10,000 blocks (public nodes cap the range)."""
@@ -178,8 +185,11 @@ class ChainReader:
         start = from_block
         while start <= last:
             end = min(start + 9_999, last)
-            out += self.call(
-                "eth_getLogs", {"address": address, "topics": topics, "fromBlock": hex(start), "toBlock": hex(end)}
-            ) or []
+            out += (
+                self.call(
+                    "eth_getLogs", {"address": address, "topics": topics, "fromBlock": hex(start), "toBlock": hex(end)}
+                )
+                or []
+            )
             start = end + 1
         return out

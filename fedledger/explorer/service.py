@@ -11,14 +11,15 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from fedledger.core.storage import InvalidCID, Store, parse_cid
 from fedledger.explorer.ledger import BadRequest, Ledger, NotFoundError, parse_address, parse_tx_hash, plain, wei
 from fedledger.explorer.rpc import ChainReader, hex_int
-from fedledger.core.storage import InvalidCID, Store, parse_cid
 
 TASK_QUERY = re.compile(r"^(?:task\s*[:#]?\s*|t[:#]|#)(\d+)$", re.IGNORECASE)
 
 
 MAX_BLOCK = 2**63 - 1  # the largest block number a node answers for (64-bit quantities)
+
 
 class Explorer:
     """Reads for the pages and the API over one node and one FedLedger deployment."""
@@ -33,10 +34,15 @@ class Explorer:
         n = self.reader.block_number()
         b = self.reader.blocks([n])[0] or {}
         return {
-            "chain_id": self.reader.chain_id, "block_number": n, "timestamp": hex_int(b.get("timestamp")),
-            "block_hash": b.get("hash"), "ots_api_level": self.reader.ots_level, "contract": self.ledger.address,
-            "deploy_block": self.ledger.deploy_block, "tasks": self.ledger.task_count(),
-        }  # fmt: skip
+            "chain_id": self.reader.chain_id,
+            "block_number": n,
+            "timestamp": hex_int(b.get("timestamp")),
+            "block_hash": b.get("hash"),
+            "ots_api_level": self.reader.ots_level,
+            "contract": self.ledger.address,
+            "deploy_block": self.ledger.deploy_block,
+            "tasks": self.ledger.task_count(),
+        }
 
     def recent_blocks(self, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
         """Headers of the newest `limit` blocks at or below `before` (default the head)."""
@@ -46,11 +52,16 @@ class Explorer:
 
     def _header(self, b: dict[str, Any]) -> dict[str, Any]:
         return {
-            "number": hex_int(b["number"]), "hash": b["hash"], "parent_hash": b.get("parentHash"),
-            "timestamp": hex_int(b["timestamp"]), "tx_count": int(b.get("transactionCount", len(b.get("transactions", [])))),
-            "gas_used": hex_int(b.get("gasUsed")), "gas_limit": hex_int(b.get("gasLimit")),
-            "base_fee_wei": wei(hex_int(b.get("baseFeePerGas"))), "miner": b.get("miner"),
-        }  # fmt: skip
+            "number": hex_int(b["number"]),
+            "hash": b["hash"],
+            "parent_hash": b.get("parentHash"),
+            "timestamp": hex_int(b["timestamp"]),
+            "tx_count": int(b.get("transactionCount", len(b.get("transactions", [])))),
+            "gas_used": hex_int(b.get("gasUsed")),
+            "gas_limit": hex_int(b.get("gasLimit")),
+            "base_fee_wei": wei(hex_int(b.get("baseFeePerGas"))),
+            "miner": b.get("miner"),
+        }
 
     def block(self, number: int) -> dict[str, Any]:
         if number < 0:
@@ -73,12 +84,20 @@ class Explorer:
         name = self.ledger.method_name(tx.get("to"), tx.get("input"))
         created = receipt.get("contractAddress") if receipt else None
         return {
-            "hash": tx["hash"], "block": hex_int(tx.get("blockNumber")) if tx.get("blockNumber") else None,
-            "from": to_checksum_address(tx["from"]), "to": to_checksum_address(tx["to"]) if tx.get("to") else None,
-            "created": to_checksum_address(created) if created else None, "value_wei": wei(hex_int(tx.get("value"))),
-            "status": _status(receipt), "gas_used": hex_int(receipt["gasUsed"]) if receipt else None,
-            "method": name if name else ("create" if not tx.get("to") else ("transfer" if tx.get("input") in (None, "0x") else tx["input"][:10])),
-        }  # fmt: skip
+            "hash": tx["hash"],
+            "block": hex_int(tx.get("blockNumber")) if tx.get("blockNumber") else None,
+            "from": to_checksum_address(tx["from"]),
+            "to": to_checksum_address(tx["to"]) if tx.get("to") else None,
+            "created": to_checksum_address(created) if created else None,
+            "value_wei": wei(hex_int(tx.get("value"))),
+            "status": _status(receipt),
+            "gas_used": hex_int(receipt["gasUsed"]) if receipt else None,
+            "method": name
+            if name
+            else (
+                "create" if not tx.get("to") else ("transfer" if tx.get("input") in (None, "0x") else tx["input"][:10])
+            ),
+        }
 
     def tx(self, tx_hash: str) -> dict[str, Any]:
         """One transaction: decoded call, status, gas, fee, decoded events, revert reason."""
@@ -89,13 +108,21 @@ class Explorer:
         tx, receipt = found
         out = self._tx_summary(tx, receipt)
         call = self.ledger.decode_input(tx.get("to"), tx.get("input"))
-        out.update({
-            "nonce": hex_int(tx.get("nonce")), "gas_limit": hex_int(tx.get("gas")),
-            "effective_gas_price_wei": wei(hex_int(receipt.get("effectiveGasPrice"))) if receipt else None,
-            "fee_wei": wei(hex_int(receipt["gasUsed"]) * hex_int(receipt.get("effectiveGasPrice"))) if receipt else None,
-            "input": tx.get("input"), "call": plain(call) if call else None,
-            "events": [], "revert": None, "revert_data": None,
-        })  # fmt: skip
+        out.update(
+            {
+                "nonce": hex_int(tx.get("nonce")),
+                "gas_limit": hex_int(tx.get("gas")),
+                "effective_gas_price_wei": wei(hex_int(receipt.get("effectiveGasPrice"))) if receipt else None,
+                "fee_wei": wei(hex_int(receipt["gasUsed"]) * hex_int(receipt.get("effectiveGasPrice")))
+                if receipt
+                else None,
+                "input": tx.get("input"),
+                "call": plain(call) if call else None,
+                "events": [],
+                "revert": None,
+                "revert_data": None,
+            }
+        )
         if receipt is not None:
             b = self.reader.blocks([hex_int(receipt["blockNumber"])])[0]
             out["timestamp"] = hex_int(b["timestamp"]) if b else None
@@ -112,12 +139,17 @@ class Explorer:
         hist = self.reader.address_transactions(address, page_size=page_size, before=before)
         txs = [self._tx_summary(t, r) for t, r in hist["txs"]]
         return {
-            "address": address, "balance_wei": wei(self.reader.balance(address)), "nonce": self.reader.nonce(address),
-            "is_contract": self.reader.has_code(address), **self.ledger.roles(address), "transactions": txs,
-            "history_complete": hist["complete"], "history_scanned_from": hist["scanned_from"],
+            "address": address,
+            "balance_wei": wei(self.reader.balance(address)),
+            "nonce": self.reader.nonce(address),
+            "is_contract": self.reader.has_code(address),
+            **self.ledger.roles(address),
+            "transactions": txs,
+            "history_complete": hist["complete"],
+            "history_scanned_from": hist["scanned_from"],
             "more": not hist["last_page"] and bool(txs),
             "next_before": txs[-1]["block"] if txs and not hist["last_page"] else None,
-        }  # fmt: skip
+        }
 
     def cid(self, text: str) -> dict[str, Any]:
         try:

@@ -28,8 +28,8 @@ def _one_thread() -> None:
 @pytest.fixture
 def deployed(w3, tmp_path: Path):
     """(FedLedger bound to the requester, manifest path) on a fresh deployment."""
-    from fedledger.deploy.deployer import deploy
     from fedledger.core.chain import FedLedger, devnet_account
+    from fedledger.deploy.deployer import deploy
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path / "deployments")
     manifest = tmp_path / "deployments" / "31337.json"

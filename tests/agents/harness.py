@@ -12,24 +12,37 @@ from pathlib import Path
 
 from fedledger.client.agent import ClientAgent
 from fedledger.core.chain import FedLedger, devnet_account
-from fedledger.requester import RequesterAgent, publish
 from fedledger.core.protocol.task import TaskConfig
 from fedledger.miner.agent import MinerAgent
+from fedledger.requester import RequesterAgent, publish
 
 CLIENT0, MINER0 = 1, 150
 
 
 def small_task(**kw) -> TaskConfig:
-    base = dict(clients=3, min_clients=3, rounds=2, local_steps=10, defence="fedavg", committee_size=1,
-                train_s=60, commit_s=60, reveal_s=60, aggregate_s=60)  # fmt: skip
+    base = dict(
+        clients=3,
+        min_clients=3,
+        rounds=2,
+        local_steps=10,
+        defence="fedavg",
+        committee_size=1,
+        train_s=60,
+        commit_s=60,
+        reveal_s=60,
+        aggregate_s=60,
+    )
     base.update(kw)
     return TaskConfig(**base)
 
 
 def start(fl: FedLedger, store, cfg: TaskConfig, *, miners: int = 1, skip_clients: tuple[int, ...] = ()):
     task_id = publish(fl, store, cfg)
-    clients = {k: ClientAgent(fl.as_account(devnet_account(CLIENT0 + k)), store, task_id, k)
-               for k in range(cfg.clients) if k not in skip_clients}  # fmt: skip
+    clients = {
+        k: ClientAgent(fl.as_account(devnet_account(CLIENT0 + k)), store, task_id, k)
+        for k in range(cfg.clients)
+        if k not in skip_clients
+    }
     miner_agents = [MinerAgent(fl.as_account(devnet_account(MINER0 + m)), store, task_id) for m in range(miners)]
     return task_id, RequesterAgent(fl, task_id), clients, miner_agents
 
@@ -57,8 +70,13 @@ def drive(agents: list, until: Callable[[], bool], *, timeout: float = 300, w3=N
 
 
 def spawn(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "fedledger.cli", *args], stdout=open(log, "wb"),  # noqa: SIM115
-                            stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "fedledger.cli", *args],
+        stdout=open(log, "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
 
 
 def kill(p: subprocess.Popen) -> None:

@@ -21,8 +21,18 @@ class _Ledger:
     def __init__(self, store, models):
         self.subs, self.order = [], {}
         for k, (owner, data, behaviour) in enumerate(models):
-            self.subs.append(Submission(owner, OWNERS.index(owner), store.put(data), hashlib.sha256(data).digest(),
-                                        store.put(behaviour), 100, 10 + k, "0x"))  # fmt: skip
+            self.subs.append(
+                Submission(
+                    owner,
+                    OWNERS.index(owner),
+                    store.put(data),
+                    hashlib.sha256(data).digest(),
+                    store.put(behaviour),
+                    100,
+                    10 + k,
+                    "0x",
+                )
+            )
             self.order[owner] = (10 + k, 0)  # committed in this order
 
     def submissions(self, task_id, round_):

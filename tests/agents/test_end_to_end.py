@@ -4,14 +4,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fedledger.simulate import SimConfig, simulate
 from fedledger.core.protocol.task import TaskConfig
+from fedledger.simulate import SimConfig, simulate
 
 
 def test_four_owners_two_as_processes_three_miners_bvfb_rejects_the_flipper(devnet, ipfs_api, tmp_path: Path):
     task = TaskConfig(clients=4, min_clients=4, rounds=2, local_epochs=1, defence="bvfb", committee_size=3)
-    cfg = SimConfig(task=task, malicious=0.25, attack="label-flip", miners=3, rpc=devnet.rpc_url, storage=ipfs_api,
-                    processes=2, out_dir=tmp_path / "sim", timeout=600)  # fmt: skip
+    cfg = SimConfig(
+        task=task,
+        malicious=0.25,
+        attack="label-flip",
+        miners=3,
+        rpc=devnet.rpc_url,
+        storage=ipfs_api,
+        processes=2,
+        out_dir=tmp_path / "sim",
+        timeout=600,
+    )
     report = simulate(cfg)
 
     (bad,) = report.malicious
@@ -29,9 +38,25 @@ def test_four_owners_two_as_processes_three_miners_bvfb_rejects_the_flipper(devn
 
     for r in (1, 2):  # anyone can recompute each round from chain + IPFS alone
         audit = subprocess.run(
-            [sys.executable, "-m", "fedledger.cli", "audit", "--task", str(report.task_id), "--round", str(r),
-             "--rpc", devnet.rpc_url, "--manifest", report.manifest, "--store", ipfs_api],
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "fedledger.cli",
+                "audit",
+                "--task",
+                str(report.task_id),
+                "--round",
+                str(r),
+                "--rpc",
+                devnet.rpc_url,
+                "--manifest",
+                report.manifest,
+                "--store",
+                ipfs_api,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert audit.returncode == 0, audit.stderr
         assert f"round {r} verified" in audit.stderr

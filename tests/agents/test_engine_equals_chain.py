@@ -25,20 +25,44 @@ from fedledger.simulate import SimConfig, simulate
 
 DEFENCES = ["fedavg", "krum", "trimmed-mean", "fltrust", "bpcv-fl", "ll-bcfl"]
 MALICIOUS, ATTACK = 0.2, "label-flip"
-TASK = TaskConfig(clients=20, min_clients=20, rounds=3, local_steps=5, selection="top-n", selection_n=16,
-                  committee_size=1, train_s=300, commit_s=300, reveal_s=300, aggregate_s=300)  # fmt: skip
+TASK = TaskConfig(
+    clients=20,
+    min_clients=20,
+    rounds=3,
+    local_steps=5,
+    selection="top-n",
+    selection_n=16,
+    committee_size=1,
+    train_s=300,
+    commit_s=300,
+    reveal_s=300,
+    aggregate_s=300,
+)
 
 
 def engine_config(task: TaskConfig) -> ExperimentConfig:
     """The same federation for the in-process engine."""
     return ExperimentConfig(
-        dataset=task.dataset, model=task.model, clients=task.clients, malicious=MALICIOUS, attack=ATTACK,
-        defence=task.defence, rounds=task.rounds, lr=task.lr, batch_size=task.batch_size,
-        local_epochs=task.local_epochs, local_steps=task.local_steps or None, partition=task.partition,
-        alpha=task.alpha, val_fraction=task.val_fraction,
-        select=task.selection_n if task.selection == "top-n" else None, peer_validators=task.peer_validators,
-        miner_test_size=task.test_size, root_size=task.root_size, seed=task.seed,
-    )  # fmt: skip
+        dataset=task.dataset,
+        model=task.model,
+        clients=task.clients,
+        malicious=MALICIOUS,
+        attack=ATTACK,
+        defence=task.defence,
+        rounds=task.rounds,
+        lr=task.lr,
+        batch_size=task.batch_size,
+        local_epochs=task.local_epochs,
+        local_steps=task.local_steps or None,
+        partition=task.partition,
+        alpha=task.alpha,
+        val_fraction=task.val_fraction,
+        select=task.selection_n if task.selection == "top-n" else None,
+        peer_validators=task.peer_validators,
+        miner_test_size=task.test_size,
+        root_size=task.root_size,
+        seed=task.seed,
+    )
 
 
 def chain_rounds(report, out: Path) -> list[dict]:
@@ -54,11 +78,15 @@ def chain_rounds(report, out: Path) -> list[dict]:
         proposal = fl.proposals(report.task_id, r)[ri.result]
         weights, _ = fetch_weights(store, proposal.global_cid, proposal.global_digest, expected=None)
         weights = in_model_order(weights, TASK)
-        rounds.append({
-            "selected": bits(ri.selected), "accepted": bits(ri.accepted),
-            "winner": ri.winner - 1 if ri.winner else None, "reputations": list(proposal.reputations),
-            "digest": weights_digest(weights),
-        })  # fmt: skip
+        rounds.append(
+            {
+                "selected": bits(ri.selected),
+                "accepted": bits(ri.accepted),
+                "winner": ri.winner - 1 if ri.winner else None,
+                "reputations": list(proposal.reputations),
+                "digest": weights_digest(weights),
+            }
+        )
     return rounds
 
 
@@ -73,13 +101,21 @@ def engine_rounds(cfg: ExperimentConfig) -> tuple[list[dict], str]:
 
     res = run_experiment(cfg)
     ds = load_dataset(cfg.dataset)
-    digest = weights_digest(get_weights(create_model(cfg.model, seed=cfg.seed, in_shape=ds.input_shape,
-                                                     num_classes=ds.num_classes)))  # fmt: skip
+    digest = weights_digest(
+        get_weights(create_model(cfg.model, seed=cfg.seed, in_shape=ds.input_shape, num_classes=ds.num_classes))
+    )
     rounds = []
     for rr in res.rounds:
         digest = rr.digest or digest  # a round that adopts nothing keeps the global model
-        rounds.append({"selected": rr.participants, "accepted": rr.accepted, "winner": rr.winner,
-                       "reputations": rr.reputations, "digest": digest})  # fmt: skip
+        rounds.append(
+            {
+                "selected": rr.participants,
+                "accepted": rr.accepted,
+                "winner": rr.winner,
+                "reputations": rr.reputations,
+                "digest": digest,
+            }
+        )
     return rounds, res.malicious
 
 
@@ -87,8 +123,17 @@ def engine_rounds(cfg: ExperimentConfig) -> tuple[list[dict], str]:
 def test_engine_and_chain_decide_every_round_alike(defence: str, devnet, tmp_path: Path):
     task = replace(TASK, defence=defence, peer_validation=defence == "bpcv-fl")
     engine, malicious = engine_rounds(engine_config(task))
-    report = simulate(SimConfig(task=task, malicious=MALICIOUS, attack=ATTACK, miners=1, rpc=devnet.rpc_url,
-                                out_dir=tmp_path / "sim", timeout=900))  # fmt: skip
+    report = simulate(
+        SimConfig(
+            task=task,
+            malicious=MALICIOUS,
+            attack=ATTACK,
+            miners=1,
+            rpc=devnet.rpc_url,
+            out_dir=tmp_path / "sim",
+            timeout=900,
+        )
+    )
     assert report.malicious == malicious and len(malicious) == 4
     assert [r.status for r in report.rounds] == ["finalised"] * TASK.rounds
     chain = chain_rounds(report, tmp_path)

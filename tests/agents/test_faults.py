@@ -11,18 +11,34 @@ from pathlib import Path
 import pytest
 
 from fedledger.core.chain import Phase, Proposal, TaskStatus, devnet_account
+from fedledger.core.protocol.rounds import fetch_weights, reputations_before
 from fedledger.core.storage import open_store
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
-from fedledger.core.protocol.rounds import fetch_weights, reputations_before
 from tests.agents.harness import CLIENT0, MINER0, drive, kill, small_task, spawn, start
 
 
 def audit(task_id: int, r: int, rpc: str, manifest: Path, store: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "fedledger.cli", "audit", "--task", str(task_id), "--round", str(r), "--rpc", rpc,
-         "--manifest", str(manifest), "--store", store],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fedledger.cli",
+            "audit",
+            "--task",
+            str(task_id),
+            "--round",
+            str(r),
+            "--rpc",
+            rpc,
+            "--manifest",
+            str(manifest),
+            "--store",
+            store,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_a_client_killed_mid_round_does_not_stall_the_task(devnet, w3, deployed, tmp_path: Path):
@@ -32,8 +48,25 @@ def test_a_client_killed_mid_round_does_not_stall_the_task(devnet, w3, deployed,
     cfg = small_task(rounds=1)
     task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(2,))
     # owner 2 runs as its own process, like a real data owner
-    proc = spawn(["client", "run", "--task", str(task_id), "--data-owner", "2", "--rpc", devnet.rpc_url,
-                  "--manifest", str(manifest), "--store", spec, "--account", str(CLIENT0 + 2)], tmp_path / "c2.log")  # fmt: skip
+    proc = spawn(
+        [
+            "client",
+            "run",
+            "--task",
+            str(task_id),
+            "--data-owner",
+            "2",
+            "--rpc",
+            devnet.rpc_url,
+            "--manifest",
+            str(manifest),
+            "--store",
+            spec,
+            "--account",
+            str(CLIENT0 + 2),
+        ],
+        tmp_path / "c2.log",
+    )
     try:
         drive([*clients.values(), *miners], lambda: len(fl.clients(task_id)) == 3, timeout=120)
         drive([req], lambda: fl.task_info(task_id)["status"] == TaskStatus.RUNNING)
@@ -42,8 +75,12 @@ def test_a_client_killed_mid_round_does_not_stall_the_task(devnet, w3, deployed,
         if proc.poll() is None:
             kill(proc)
     owner2 = devnet_account(CLIENT0 + 2).address
-    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
-          w3=w3, jump=61)  # fmt: skip
+    drive(
+        [req, *clients.values(), *miners],
+        lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+        w3=w3,
+        jump=61,
+    )
     ri = fl.round_info(task_id, 1)
     idx2 = fl.client_info(task_id, owner2)["index"]
     assert ri.phase == Phase.FINALISED
@@ -59,23 +96,41 @@ def test_a_miner_killed_and_restarted_resumes_without_voting_twice(devnet, w3, d
     task_id, req, clients, miners = start(fl, store, cfg, miners=2)  # the third miner is a process
     m_account = MINER0 + 2
     me = devnet_account(m_account).address
-    args = ["miner", "run", "--task", str(task_id), "--rpc", devnet.rpc_url, "--manifest", str(manifest),
-            "--store", spec, "--account", str(m_account)]  # fmt: skip
+    args = [
+        "miner",
+        "run",
+        "--task",
+        str(task_id),
+        "--rpc",
+        devnet.rpc_url,
+        "--manifest",
+        str(manifest),
+        "--store",
+        spec,
+        "--account",
+        str(m_account),
+    ]
     for m in miners:  # stake now, but do not step them until the process miner has voted
         m.ledger.stake(m.ledger.min_stake())
     proc = spawn(args, tmp_path / "m1.log")
     try:
         # round 1: wait until the process miner voted, kill it right after, restart it
-        drive([req, *clients.values()], lambda: fl.task_info(task_id)["current_round"] == 1
-              and fl.round_info(task_id, 1).phase == Phase.AGGREGATE, timeout=180)  # fmt: skip
+        drive(
+            [req, *clients.values()],
+            lambda: fl.task_info(task_id)["current_round"] == 1 and fl.round_info(task_id, 1).phase == Phase.AGGREGATE,
+            timeout=180,
+        )
         deadline = time.monotonic() + 180
         while fl.vote_of(task_id, 1, me) == b"\0" * 32:
             assert time.monotonic() < deadline, (tmp_path / "m1.log").read_text()
             time.sleep(0.1)
         kill(proc)
         proc = spawn(args, tmp_path / "m2.log")  # restarted while round 1 still waits for the others
-        drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
-              timeout=300)  # fmt: skip
+        drive(
+            [req, *clients.values(), *miners],
+            lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+            timeout=300,
+        )
     finally:
         if proc.poll() is None:
             kill(proc)
@@ -145,15 +200,23 @@ def test_audit_fails_when_the_recorded_result_does_not_follow(devnet, w3, deploy
     cfg = small_task(rounds=1, committee_size=1)
     task_id, req, clients, miners = start(fl, store, cfg, miners=1)
     miners[0].ledger.stake(miners[0].ledger.min_stake())  # staked, but its agent never runs
-    drive([req, *clients.values()], lambda: fl.task_info(task_id)["current_round"] == 1
-          and fl.round_info(task_id, 1).phase == Phase.AGGREGATE)  # fmt: skip
+    drive(
+        [req, *clients.values()],
+        lambda: fl.task_info(task_id)["current_round"] == 1 and fl.round_info(task_id, 1).phase == Phase.AGGREGATE,
+    )
     # a dishonest committee of one records an accepted set its own defence would not give
     honest = miners[0]
     outcome = __import__("fedledger.miner.round", fromlist=["compute_round"]).compute_round(fl, store, task_id, 1)
     if outcome.global_bytes is not None:
         store.put(outcome.global_bytes)
-    forged = Proposal(outcome.proposal.global_cid, outcome.proposal.global_digest, 0b001,
-                      outcome.proposal.reputations, 0, outcome.proposal.next_selection)  # fmt: skip
+    forged = Proposal(
+        outcome.proposal.global_cid,
+        outcome.proposal.global_digest,
+        0b001,
+        outcome.proposal.reputations,
+        0,
+        outcome.proposal.next_selection,
+    )
     honest.ledger.propose(task_id, 1, forged)
     assert fl.round_info(task_id, 1).phase == Phase.FINALISED
     result = audit(task_id, 1, devnet.rpc_url, manifest, spec)
@@ -181,12 +244,18 @@ def test_a_client_too_late_for_a_phase_waits_instead_of_failing(devnet, w3, depl
     store = open_store(f"embedded:{tmp_path / 'store'}")
     cfg = small_task(clients=2, min_clients=2, rounds=1)
     task_id, req, clients, miners = start(fl, store, cfg)
-    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["current_round"] == 1
-          and fl.round_info(task_id, 1).phase == Phase.COMMIT)  # fmt: skip
+    drive(
+        [req, *clients.values(), *miners],
+        lambda: fl.task_info(task_id)["current_round"] == 1 and fl.round_info(task_id, 1).phase == Phase.COMMIT,
+    )
     w3.provider.make_request("evm_increaseTime", [61])  # the commit deadline passes before owner 0 acts
     w3.provider.make_request("evm_mine", [])
     assert clients[0].step() == "idle"  # DeadlinePassed: no crash, nothing sent
     assert fl.round_info(task_id, 1).committed == 0
-    drive([req, *clients.values(), *miners], lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
-          w3=w3, jump=61)  # fmt: skip
+    drive(
+        [req, *clients.values(), *miners],
+        lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+        w3=w3,
+        jump=61,
+    )
     assert fl.round_info(task_id, 1).phase == Phase.FINALISED  # the miner advanced; the round went on

@@ -43,19 +43,28 @@ def test_agents_ride_out_a_chain_node_outage(tmp_path: Path) -> None:
         manifest = tmp_path / "deployments" / "31337.json"
         fl = FedLedger.from_manifest(w3, manifest, devnet_account(0))
         spec = f"embedded:{tmp_path / 'store'}"
-        cfg = small_task(clients=OWNERS, min_clients=OWNERS, rounds=ROUNDS, train_s=300, commit_s=300,
-                         reveal_s=300, aggregate_s=300)  # fmt: skip
+        cfg = small_task(
+            clients=OWNERS, min_clients=OWNERS, rounds=ROUNDS, train_s=300, commit_s=300, reveal_s=300, aggregate_s=300
+        )
         task_id = publish(fl, open_store(spec), cfg)
         common = ["--task", str(task_id), "--rpc", node.rpc_url, "--manifest", str(manifest), "--outage-timeout", "120"]
         procs.append(spawn(["task", "start", *common, "--account", "0"], logs / "requester.log"))
         procs.append(spawn(["miner", "run", *common, "--store", spec, "--account", str(MINER0)], logs / "miner.log"))
         for k in range(OWNERS):
-            procs.append(spawn(["client", "run", *common, "--store", spec, "--data-owner", str(k),
-                                "--account", str(CLIENT0 + k)], logs / f"owner{k}.log"))  # fmt: skip
+            procs.append(
+                spawn(
+                    ["client", "run", *common, "--store", spec, "--data-owner", str(k), "--account", str(CLIENT0 + k)],
+                    logs / f"owner{k}.log",
+                )
+            )
 
         # mid-round: round 1 open and at least one model submitted
-        _wait("a submission in round 1", lambda: fl.task_info(task_id)["current_round"] >= 1
-              and fl.round_info(task_id, 1).submitted != 0, 240, logs)  # fmt: skip
+        _wait(
+            "a submission in round 1",
+            lambda: fl.task_info(task_id)["current_round"] >= 1 and fl.round_info(task_id, 1).submitted != 0,
+            240,
+            logs,
+        )
         time.sleep(1.5)  # let anvil write the state file at least once after the submission
         os.killpg(node.pid, signal.SIGKILL)
         time.sleep(4)  # the agents find the node gone
@@ -68,7 +77,8 @@ def test_agents_ride_out_a_chain_node_outage(tmp_path: Path) -> None:
             p.wait(timeout=120)
             assert p.returncode == 0, [f.read_text()[-2000:] for f in sorted(logs.glob("*.log"))]
         assert "away" in (logs / "miner.log").read_text() or any(
-            "away" in (logs / f"owner{k}.log").read_text() for k in range(OWNERS))  # they did see the outage
+            "away" in (logs / f"owner{k}.log").read_text() for k in range(OWNERS)
+        )  # they did see the outage
         finalised = Counter(e["round"] for e in fl.events("RoundFinalised", taskId=task_id))
         assert finalised == {r: 1 for r in range(1, ROUNDS + 1)}
         for r in range(1, ROUNDS + 1):
@@ -110,18 +120,37 @@ def test_agents_ride_out_an_ipfs_daemon_outage(devnet, w3, deployed, tmp_path: P
     port = int(ipfs.api.rsplit(":", 1)[1])
     procs = []
     try:
-        cfg = small_task(clients=OWNERS, min_clients=OWNERS, rounds=ROUNDS, train_s=300, commit_s=300,
-                         reveal_s=300, aggregate_s=300)  # fmt: skip
+        cfg = small_task(
+            clients=OWNERS, min_clients=OWNERS, rounds=ROUNDS, train_s=300, commit_s=300, reveal_s=300, aggregate_s=300
+        )
         task_id = publish(fl, open_store(ipfs.api), cfg)
-        common = ["--task", str(task_id), "--rpc", devnet.rpc_url, "--manifest", str(manifest), "--outage-timeout", "120",
-                  "--store", ipfs.api]  # fmt: skip
+        common = [
+            "--task",
+            str(task_id),
+            "--rpc",
+            devnet.rpc_url,
+            "--manifest",
+            str(manifest),
+            "--outage-timeout",
+            "120",
+            "--store",
+            ipfs.api,
+        ]
         procs.append(spawn(["task", "start", *common[:-2], "--account", "0"], logs / "requester.log"))
         procs.append(spawn(["miner", "run", *common, "--account", str(MINER0)], logs / "miner.log"))
         for k in range(OWNERS):
-            procs.append(spawn(["client", "run", *common, "--data-owner", str(k), "--account", str(CLIENT0 + k)],
-                               logs / f"owner{k}.log"))  # fmt: skip
-        _wait("a submission in round 1", lambda: fl.task_info(task_id)["current_round"] >= 1
-              and fl.round_info(task_id, 1).submitted != 0, 240, logs)  # fmt: skip
+            procs.append(
+                spawn(
+                    ["client", "run", *common, "--data-owner", str(k), "--account", str(CLIENT0 + k)],
+                    logs / f"owner{k}.log",
+                )
+            )
+        _wait(
+            "a submission in round 1",
+            lambda: fl.task_info(task_id)["current_round"] >= 1 and fl.round_info(task_id, 1).submitted != 0,
+            240,
+            logs,
+        )
         os.kill(ipfs.pid, signal.SIGKILL)
         time.sleep(4)
         ipfs = daemon.start(state, repo=repo, port=port)

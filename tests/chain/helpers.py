@@ -6,8 +6,15 @@ import hashlib
 from dataclasses import dataclass, field
 
 from fedledger.core.chain import (
-    FedLedger, Mechanism, Phase, TaskSpec, devnet_account, encode_scores, model_commitment, score_commitment,
-)  # fmt: skip
+    FedLedger,
+    Mechanism,
+    Phase,
+    TaskSpec,
+    devnet_account,
+    encode_scores,
+    model_commitment,
+    score_commitment,
+)
 
 ETH = 10**18
 CID = "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"
@@ -21,10 +28,20 @@ def digest(i: int) -> bytes:
 
 def spec(**kw) -> TaskSpec:
     base = dict(
-        model_spec="mlp", dataset_id="mnist", test_set_id="mnist:test", initial_weights_cid=CID,
-        initial_digest=digest(0), rounds=2, min_clients=2, registration_duration=3600, train_duration=600,
-        commit_duration=120, reveal_duration=120, aggregate_duration=600, reward_per_round=ETH,
-    )  # fmt: skip
+        model_spec="mlp",
+        dataset_id="mnist",
+        test_set_id="mnist:test",
+        initial_weights_cid=CID,
+        initial_digest=digest(0),
+        rounds=2,
+        min_clients=2,
+        registration_duration=3600,
+        train_duration=600,
+        commit_duration=120,
+        reveal_duration=120,
+        aggregate_duration=600,
+        reward_per_round=ETH,
+    )
     base.update(kw)
     return TaskSpec(**base)
 
@@ -64,7 +81,9 @@ class Task:
         for i in who if who is not None else range(len(self.clients)):
             c = self.clients[i]
             self.salts[i] = bytes([i + 1]) * 32
-            c.commit_scores(self.task_id, round_, score_commitment(self.task_id, round_, c.sender, self.scores(), self.salts[i]))
+            c.commit_scores(
+                self.task_id, round_, score_commitment(self.task_id, round_, c.sender, self.scores(), self.salts[i])
+            )
 
     def reveal_all(self, round_: int, who: list[int] | None = None) -> None:
         for i in who if who is not None else range(len(self.clients)):
@@ -72,7 +91,14 @@ class Task:
 
 
 def running_task(
-    fl: FedLedger, *, n_clients: int = 3, n_miners: int = 1, committee: int = 1, start: bool = True, mech_kw=None, **spec_kw
+    fl: FedLedger,
+    *,
+    n_clients: int = 3,
+    n_miners: int = 1,
+    committee: int = 1,
+    start: bool = True,
+    mech_kw=None,
+    **spec_kw,
 ) -> Task:
     mech = Mechanism(defence="bvfb", committee_size=committee, **(mech_kw or {}))
     task_id, _ = fl.publish_task(spec(**spec_kw), mech)

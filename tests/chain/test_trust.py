@@ -5,10 +5,9 @@ hold (checked when drawn, no unstaking on duty, slashing)."""
 import time
 
 import pytest
+from eth_abi import encode
 from eth_account import Account
 from eth_utils import keccak
-
-from eth_abi import encode
 
 from fedledger.core.chain import ContractRevert, Phase, Proposal, TaskStatus, draw_committee
 from fedledger.core.chain.transport import request_batch
@@ -26,8 +25,16 @@ def _stake_many(fl, n: int) -> list:
     base = fl.w3.eth.get_block("latest")["baseFeePerGas"]
     raws = []
     for i, a in enumerate(accounts):
-        tx = {"to": call.to, "data": call.data, "value": ETH * (1 + i % 3), "gas": 300_000, "nonce": 0,
-              "chainId": chain_id, "maxFeePerGas": 4 * base + 10**9, "maxPriorityFeePerGas": 10**9}  # fmt: skip
+        tx = {
+            "to": call.to,
+            "data": call.data,
+            "value": ETH * (1 + i % 3),
+            "gas": 300_000,
+            "nonce": 0,
+            "chainId": chain_id,
+            "maxFeePerGas": 4 * base + 10**9,
+            "maxPriorityFeePerGas": 10**9,
+        }
         raws.append("0x" + bytes(a.sign_transaction(tx).raw_transaction).hex())
     hashes = []
     for k in range(0, n, 250):
@@ -80,8 +87,11 @@ def test_round_transitions_stay_bounded_with_1000_miners(fl):
     keys = {Account.from_key(keccak(f"trust miner {i}".encode())).address: i for i in range(1000)}
     worst = 0
     for a in info.committee:
-        member = fl.as_account(Account.from_key(keccak(f"trust miner {keys[a]}".encode()))) if a in keys else next(
-            m for m in few.miners if m.sender == a)
+        member = (
+            fl.as_account(Account.from_key(keccak(f"trust miner {keys[a]}".encode())))
+            if a in keys
+            else next(m for m in few.miners if m.sender == a)
+        )
         if fl.round_info(t, 1).phase == Phase.AGGREGATE:
             worst = max(worst, member.propose(t, 1, p).gas_used)
     assert fl.round_info(t, 1).phase == Phase.FINALISED and fl.round_info(t, 2).phase == Phase.TRAIN

@@ -20,8 +20,18 @@ GEN = torch.Generator().manual_seed(0)
 
 
 def test_registry_names():
-    assert set(ATTACKS) == {"none", "label-flip", "backdoor", "gaussian", "sign-flip", "scaling",
-                            "free-rider", "alie", "ipm", "collusive"}
+    assert set(ATTACKS) == {
+        "none",
+        "label-flip",
+        "backdoor",
+        "gaussian",
+        "sign-flip",
+        "scaling",
+        "free-rider",
+        "alie",
+        "ipm",
+        "collusive",
+    }
     assert create_attack("all-to-one").mode == "all-to-one"
     with pytest.raises(ValueError):
         create_attack("nope")
@@ -40,7 +50,9 @@ def test_backdoor_stamps_trigger_on_the_poison_fraction_only():
     x = torch.zeros(40, 1, 28, 28)
     x[:, :, 5, 5] = 2.0  # brightest value
     y = torch.full((40,), 3)
-    x2, y2 = create_attack("backdoor", target=0, poison_fraction=0.25).poison_data(x, y, torch.Generator().manual_seed(1))
+    x2, y2 = create_attack("backdoor", target=0, poison_fraction=0.25).poison_data(
+        x, y, torch.Generator().manual_seed(1)
+    )
     changed = (x2 != x).flatten(1).any(1)
     assert int(changed.sum()) == 10 and torch.equal(changed, y2 == 0)
     diff = (x2 != x)[changed]
@@ -61,7 +73,8 @@ def test_model_poisoning_attacks():
     fr = create_attack("free-rider").poison_weights(G, W)
     assert all(torch.equal(fr[k], G[k]) for k in G)
     gn = create_attack("gaussian", std=0.1).poison_weights(
-        OrderedDict(w=torch.zeros(100_000)), OrderedDict(w=torch.zeros(100_000)), gen=torch.Generator().manual_seed(0))
+        OrderedDict(w=torch.zeros(100_000)), OrderedDict(w=torch.zeros(100_000)), gen=torch.Generator().manual_seed(0)
+    )
     assert float(gn["w"].std()) == pytest.approx(0.1, rel=0.02)
     assert not create_attack("gaussian").trains and not create_attack("free-rider").trains
 

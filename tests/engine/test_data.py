@@ -85,11 +85,11 @@ def test_partitions_cover_disjoint_and_reproducible(mnist, scheme):
     y = mnist.y_train.numpy()
     a = D.partition_indices(y, 20, scheme=scheme, seed=3, alpha=0.5)
     b = D.partition_indices(y, 20, scheme=scheme, seed=3, alpha=0.5)
-    assert all(np.array_equal(p, q) for p, q in zip(a, b))
+    assert all(np.array_equal(p, q) for p, q in zip(a, b, strict=True))
     allidx = np.concatenate(a)
     assert len(allidx) == len(y) and len(np.unique(allidx)) == len(y)
     c = D.partition_indices(y, 20, scheme=scheme, seed=4, alpha=0.5)
-    assert not all(np.array_equal(p, q) for p, q in zip(a, c))
+    assert not all(np.array_equal(p, q) for p, q in zip(a, c, strict=True))
 
 
 def test_partition_shapes(mnist):
@@ -111,7 +111,7 @@ def test_client_data_is_a_pure_function(mnist):
     b = D.client_data(mnist, "dirichlet", 7, 10, 3, alpha=0.3)
     assert torch.equal(a.x_train, b.x_train) and torch.equal(a.y_val, b.y_val)
     assert len(a.x_val) == round(0.1 * len(a.indices))
-    assert not set(a.indices[: len(a.x_train)]) & set(a.indices[len(a.x_train):])
+    assert not set(a.indices[: len(a.x_train)]) & set(a.indices[len(a.x_train) :])
     other = D.client_data(mnist, "dirichlet", 7, 10, 4, alpha=0.3)
     assert not set(a.indices) & set(other.indices)
     with pytest.raises(ValueError):

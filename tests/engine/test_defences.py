@@ -34,8 +34,9 @@ GLOBAL = state(np.linspace(-1, 1, DIM))
 def updates_from(deltas, n_samples=None, paces=None) -> list[ClientUpdate]:
     g = flatten(GLOBAL, list(SHAPES))
     return [
-        ClientUpdate(i, state(g + d), 100 if n_samples is None else n_samples[i],
-                     pace=None if paces is None else state(paces[i]))
+        ClientUpdate(
+            i, state(g + d), 100 if n_samples is None else n_samples[i], pace=None if paces is None else state(paces[i])
+        )
         for i, d in enumerate(deltas)
     ]
 
@@ -56,8 +57,20 @@ def result_delta(dec):
 
 
 def test_registry():
-    assert set(DEFENCES) == {"fedavg", "krum", "multi-krum", "median", "trimmed-mean", "bvfb", "ll-bcfl",
-                             "bpcv-fl", "bcs-fl", "model-chain", "fltrust", "trust-root"}
+    assert set(DEFENCES) == {
+        "fedavg",
+        "krum",
+        "multi-krum",
+        "median",
+        "trimmed-mean",
+        "bvfb",
+        "ll-bcfl",
+        "bpcv-fl",
+        "bcs-fl",
+        "model-chain",
+        "fltrust",
+        "trust-root",
+    }
     with pytest.raises(ValueError):
         create_defence("nope")
 
@@ -107,13 +120,17 @@ def test_against_byzfl_on_random_inputs(byzfl_aggregators, seed):
 
     np.testing.assert_allclose(result_delta(create_defence("median").aggregate(ups, ctx)), B.Median()(Xs), atol=1e-6)
     np.testing.assert_allclose(
-        result_delta(create_defence("trimmed-mean", num_trim=f).aggregate(ups, ctx)), B.TrMean(f=f)(Xs), atol=1e-6)
+        result_delta(create_defence("trimmed-mean", num_trim=f).aggregate(ups, ctx)), B.TrMean(f=f)(Xs), atol=1e-6
+    )
     # ByzFL's Krum scores with n - f' - 1 neighbours, Blanchard's with n - f - 2: same rule for f' = f + 1.
     np.testing.assert_allclose(
-        result_delta(create_defence("krum", num_malicious=f).aggregate(ups, ctx)), B.Krum(f=f + 1)(Xs), atol=1e-6)
+        result_delta(create_defence("krum", num_malicious=f).aggregate(ups, ctx)), B.Krum(f=f + 1)(Xs), atol=1e-6
+    )
     np.testing.assert_allclose(
         result_delta(create_defence("multi-krum", num_malicious=f, to_keep=n - f - 1).aggregate(ups, ctx)),
-        B.MultiKrum(f=f + 1)(Xs), atol=1e-6)
+        B.MultiKrum(f=f + 1)(Xs),
+        atol=1e-6,
+    )
 
 
 def test_bvfb_reference_and_threshold():
@@ -229,9 +246,18 @@ def test_fltrust_defends_a_malicious_majority():
     assert A.cosine(result_delta(fed), direction) < 0
 
 
-@pytest.mark.parametrize("name,kw", [("fedavg", {}), ("krum", {"num_malicious": 2}), ("multi-krum", {"num_malicious": 2}),
-                                     ("median", {}), ("trimmed-mean", {"num_trim": 2}), ("bvfb", {}),
-                                     ("bcs-fl", {})])
+@pytest.mark.parametrize(
+    "name,kw",
+    [
+        ("fedavg", {}),
+        ("krum", {"num_malicious": 2}),
+        ("multi-krum", {"num_malicious": 2}),
+        ("median", {}),
+        ("trimmed-mean", {"num_trim": 2}),
+        ("bvfb", {}),
+        ("bcs-fl", {}),
+    ],
+)
 def test_bit_for_bit_reproducible_and_order_free(name, kw):
     rng = np.random.default_rng(42)
     deltas = list(rng.standard_normal((9, DIM)) * 1e-3)
@@ -255,8 +281,8 @@ def test_rejects_duplicate_ids_and_wrong_shapes():
 
 
 def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
-    from fedledger.core.models import create_model
     from fedledger.core.defences.trust_root import confine, constant_features, first_input_layer
+    from fedledger.core.models import create_model
 
     torch.manual_seed(0)
     model = create_model("mlp", in_shape=(1, 3, 3), num_classes=2)
@@ -283,7 +309,9 @@ def test_trust_root_confines_a_step_to_the_features_the_root_data_varies():
     triggered = root.clone()
     triggered[:, 0, 2, 2] = 2.8
     assert not torch.allclose(f(out, triggered), f(w, triggered), atol=1e-3)  # but not on the trigger
-    assert first_input_layer(create_model("cnn", in_shape=(1, 28, 28), num_classes=10), 784) is None  # a convolution first
+    assert (
+        first_input_layer(create_model("cnn", in_shape=(1, 28, 28), num_classes=10), 784) is None
+    )  # a convolution first
 
 
 def test_trust_root_does_not_depend_on_the_key_order_of_loaded_weights():
@@ -293,17 +321,22 @@ def test_trust_root_does_not_depend_on_the_key_order_of_loaded_weights():
     torch.manual_seed(1)
     model = create_model("mlp", in_shape=(1, 4, 4), num_classes=3)
     g = OrderedDict((k, v.detach().clone()) for k, v in model.state_dict().items())
-    ups = [ClientUpdate(i, OrderedDict((k, v + 0.05 * torch.randn_like(v)) for k, v in g.items()), 100) for i in range(5)]
+    ups = [
+        ClientUpdate(i, OrderedDict((k, v + 0.05 * torch.randn_like(v)) for k, v in g.items()), 100) for i in range(5)
+    ]
     x = torch.randn(40, 1, 4, 4)
     x[:, 0, 3, 3] = -0.4
-    ctx = dict(model_spec="mlp", in_shape=(1, 4, 4), num_classes=3, test_x=x, test_y=torch.randint(0, 3, (40,)), root_x=x)
+    ctx = dict(
+        model_spec="mlp", in_shape=(1, 4, 4), num_classes=3, test_x=x, test_y=torch.randint(0, 3, (40,)), root_x=x
+    )
 
     def rev(sd):
         return OrderedDict(reversed(list(sd.items())))
 
     a = create_defence("trust-root").aggregate(ups, Context(1, g, **ctx))
-    b = create_defence("trust-root").aggregate([ClientUpdate(u.client_id, rev(u.weights), 100) for u in ups],
-                                               Context(1, rev(g), **ctx))  # fmt: skip
+    b = create_defence("trust-root").aggregate(
+        [ClientUpdate(u.client_id, rev(u.weights), 100) for u in ups], Context(1, rev(g), **ctx)
+    )
     assert a.metrics["confined_features"] == b.metrics["confined_features"] == 1
     assert a.accepted == b.accepted and all(torch.equal(a.global_update[k], b.global_update[k]) for k in g)
 
@@ -326,8 +359,12 @@ def test_validation_targets_give_every_model_k_validators_from_the_seed():
 def test_bpcv_fl_quality_is_fair_to_a_model_scored_by_fewer_peers():
     ups = updates_from(_cluster(4, 0))
     # validator 3 was only assigned 0 and 1 (sampled validation) or scored nothing of 2's
-    peer = {0: {1: 9000, 2: 9500, 3: 5000}, 1: {0: 9000, 2: 9500, 3: 5000}, 2: {0: 9000, 1: 9000, 3: 5000},
-            3: {0: 9000, 1: 9000}}  # fmt: skip
+    peer = {
+        0: {1: 9000, 2: 9500, 3: 5000},
+        1: {0: 9000, 2: 9500, 3: 5000},
+        2: {0: 9000, 1: 9000, 3: 5000},
+        3: {0: 9000, 1: 9000},
+    }
     dec = create_defence("bpcv-fl").aggregate(ups, Context(1, GLOBAL, peer_scores=peer))
     assert dec.winner == 2  # the summed rule would have ranked it below 0 and 1 (19000 < 27000)
     assert dec.eliminated == [3]

@@ -49,8 +49,9 @@ def test_in_process_federation_selects_beyond_the_first_round():
     from fedledger.experiment import ExperimentConfig, run_experiment
 
     torch.set_num_threads(1)
-    cfg = ExperimentConfig(clients=12, select=3, defence="ll-bcfl", rounds=3, local_epochs=1, local_steps=2,
-                           miner_test_size=500, seed=0)  # fmt: skip
+    cfg = ExperimentConfig(
+        clients=12, select=3, defence="ll-bcfl", rounds=3, local_epochs=1, local_steps=2, miner_test_size=500, seed=0
+    )
     res = run_experiment(cfg)
     trained = {k for r in res.rounds for k in r.participants}
     assert res.rounds[0].participants == [0, 1, 2]

@@ -15,8 +15,16 @@ def test_mlp_is_the_bvfb_model():
     assert sum(isinstance(x, torch.nn.Sigmoid) for x in m.modules()) == 2
 
 
-@pytest.mark.parametrize("spec,shape", [("mlp", (1, 28, 28)), ("cnn", (1, 28, 28)), ("cnn", (3, 32, 32)),
-                                        ("tanh-cnn", (1, 28, 28)), ("tanh-cnn", (3, 32, 32))])
+@pytest.mark.parametrize(
+    "spec,shape",
+    [
+        ("mlp", (1, 28, 28)),
+        ("cnn", (1, 28, 28)),
+        ("cnn", (3, 32, 32)),
+        ("tanh-cnn", (1, 28, 28)),
+        ("tanh-cnn", (3, 32, 32)),
+    ],
+)
 def test_deterministic_init_and_forward(spec, shape):
     a, b = create_model(spec, seed=5, in_shape=shape), create_model(spec, seed=5, in_shape=shape)
     c = create_model(spec, seed=6, in_shape=shape)

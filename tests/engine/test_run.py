@@ -44,8 +44,9 @@ def test_fltrust_holds_with_a_malicious_majority():
 
 def test_trust_root_stops_a_backdoor_majority_that_beats_bvfb():
     """90 % pixel-trigger backdoor (docs/design.md#paper-setups-and-reference-numbers: BVFB accepts the colluders and the backdoor wins)."""
-    cfg = dict(dataset="mnist", model="mlp", clients=20, rounds=2, local_epochs=5, seed=0, malicious=0.9,
-               attack="backdoor")  # fmt: skip
+    cfg = dict(
+        dataset="mnist", model="mlp", clients=20, rounds=2, local_epochs=5, seed=0, malicious=0.9, attack="backdoor"
+    )
     bvfb = run_experiment(ExperimentConfig(**cfg, defence="bvfb"))
     ours = run_experiment(ExperimentConfig(**cfg, defence="trust-root"))
     assert bvfb.rounds[-1].asr > 0.9
@@ -54,25 +55,47 @@ def test_trust_root_stops_a_backdoor_majority_that_beats_bvfb():
 
 
 def test_same_config_same_bytes():
-    cfg = ExperimentConfig(dataset="mnist", model="mlp", clients=4, rounds=2, local_steps=5,
-                           malicious=0.25, attack="sign-flip", defence="median", seed=3)
+    cfg = ExperimentConfig(
+        dataset="mnist",
+        model="mlp",
+        clients=4,
+        rounds=2,
+        local_steps=5,
+        malicious=0.25,
+        attack="sign-flip",
+        defence="median",
+        seed=3,
+    )
     a, b = run_experiment(cfg), run_experiment(cfg)
     assert [r.digest for r in a.rounds] == [r.digest for r in b.rounds]
     assert a.rounds[-1].digest is not None
 
 
-@pytest.mark.parametrize("defence,attack,extra", [
-    ("bpcv-fl", "collusive", {"select": 4}),
-    ("ll-bcfl", "free-rider", {"select": 3}),
-    ("model-chain", "gaussian", {}),
-    ("bcs-fl", "alie", {}),
-    ("krum", "ipm", {}),
-    ("multi-krum", "scaling", {}),
-    ("trimmed-mean", "backdoor", {}),
-])
+@pytest.mark.parametrize(
+    "defence,attack,extra",
+    [
+        ("bpcv-fl", "collusive", {"select": 4}),
+        ("ll-bcfl", "free-rider", {"select": 3}),
+        ("model-chain", "gaussian", {}),
+        ("bcs-fl", "alie", {}),
+        ("krum", "ipm", {}),
+        ("multi-krum", "scaling", {}),
+        ("trimmed-mean", "backdoor", {}),
+    ],
+)
 def test_every_defence_and_attack_runs(defence, attack, extra):
-    cfg = ExperimentConfig(dataset="mnist", model="mlp", clients=6, rounds=2, local_steps=3,
-                           malicious=0.34, attack=attack, defence=defence, seed=1, **extra)
+    cfg = ExperimentConfig(
+        dataset="mnist",
+        model="mlp",
+        clients=6,
+        rounds=2,
+        local_steps=3,
+        malicious=0.34,
+        attack=attack,
+        defence=defence,
+        seed=1,
+        **extra,
+    )
     res = run_experiment(cfg)
     assert len(res.rounds) == 2 and 0.0 <= res.final_accuracy <= 1.0
     if attack == "backdoor":
@@ -82,8 +105,9 @@ def test_every_defence_and_attack_runs(defence, attack, extra):
 
 
 def test_dp_run_reports_epsilon():
-    cfg = ExperimentConfig(dataset="mnist", model="mlp", clients=4, rounds=2, local_steps=2,
-                           dp="laplace", epsilon=10.0, defence="fedavg")
+    cfg = ExperimentConfig(
+        dataset="mnist", model="mlp", clients=4, rounds=2, local_steps=2, dp="laplace", epsilon=10.0, defence="fedavg"
+    )
     res = run_experiment(cfg)
     assert [r.epsilon for r in res.rounds] == [pytest.approx(20.0), pytest.approx(40.0)]
 
@@ -92,11 +116,36 @@ def test_cli_writes_json(tmp_path):
     from fedledger.cli import app
 
     out = tmp_path / "r.json"
-    result = CliRunner().invoke(app, [
-        "experiment", "--dataset", "mnist", "--model", "mlp", "--clients", "4", "--malicious", "0.5",
-        "--attack", "label-flip", "--defence", "bvfb", "--rounds", "2", "--local-steps", "5",
-        "--seed", "0", "--json", str(out), "--attack-arg", "mode=all-to-one", "--theta", "0.5",
-    ])
+    result = CliRunner().invoke(
+        app,
+        [
+            "experiment",
+            "--dataset",
+            "mnist",
+            "--model",
+            "mlp",
+            "--clients",
+            "4",
+            "--malicious",
+            "0.5",
+            "--attack",
+            "label-flip",
+            "--defence",
+            "bvfb",
+            "--rounds",
+            "2",
+            "--local-steps",
+            "5",
+            "--seed",
+            "0",
+            "--json",
+            str(out),
+            "--attack-arg",
+            "mode=all-to-one",
+            "--theta",
+            "0.5",
+        ],
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(out.read_text())
     assert data["config"]["attack_kwargs"] == {"mode": "all-to-one"}

@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from fedledger.core.data import client_data
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import (
     DPConfig,
@@ -18,7 +19,6 @@ from fedledger.core.learning.privacy import (
     privatize,
 )
 from fedledger.core.learning.training import TrainConfig, magnitude_prune, train_local
-from fedledger.core.data import client_data
 from fedledger.core.models import create_model, get_weights
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 from safetensors.numpy import save as st_save
 
-from fedledger.deploy.devnet import free_port
 from fedledger.core.chain import FedLedger, Proposal, devnet_account, encode_scores, model_commitment, score_commitment
 from fedledger.core.chain.types import REP_SCALE
 from fedledger.core.storage import EmbeddedStore
+from fedledger.deploy.devnet import free_port
 from tests.chain.helpers import Task, running_task
 
 BAD = 3  # the client whose model its peers score low and the committee rejects
@@ -43,8 +43,10 @@ def weights(task_id: int, round_: int, who: str) -> bytes:
 
 def scores_of(v: int, n: int, round_: int) -> list[int]:
     """Validator v's accuracy (bps) of every client's model: honest ~85-95 %, BAD ~10-20 %."""
-    return [0 if j == v else (1000 + 300 * v + 200 * round_ if j == BAD else 8500 + 250 * j + 100 * v + 150 * round_)
-            for j in range(n)]  # fmt: skip
+    return [
+        0 if j == v else (1000 + 300 * v + 200 * round_ if j == BAD else 8500 + 250 * j + 100 * v + 150 * round_)
+        for j in range(n)
+    ]
 
 
 def play_round(dep: Deployment, task: Task, r: int, *, upto: str = "final") -> None:
@@ -118,8 +120,15 @@ def run(deployment: Deployment) -> Run:
     c = task.clients[0]
     # web3 path: a raw revert
     fn = c.contract.functions.submitModel(task.task_id, 2, "bafkreibad", b"\x01" * 32, "", 5, b"\0" * 32)
-    tx = fn.build_transaction({"from": c.sender, "gas": 200_000, "nonce": c.w3.eth.get_transaction_count(c.sender),
-                               "chainId": 31337, **c.transactor._fee_fields()})  # fmt: skip
+    tx = fn.build_transaction(
+        {
+            "from": c.sender,
+            "gas": 200_000,
+            "nonce": c.w3.eth.get_transaction_count(c.sender),
+            "chainId": 31337,
+            **c.transactor._fee_fields(),
+        }
+    )
     signed = c.account.sign_transaction(tx)
     h = c.w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = c.w3.eth.wait_for_transaction_receipt(h)
@@ -159,8 +168,13 @@ def make_app(devnet, deployment: Deployment):
     from fedledger.explorer import create_app
 
     def make(**kw):
-        return create_app(rpc_url=devnet.rpc_url, manifest=deployment.manifest,
-                          storage=f"embedded:{deployment.store.root}", metrics=deployment.metrics, **kw)  # fmt: skip
+        return create_app(
+            rpc_url=devnet.rpc_url,
+            manifest=deployment.manifest,
+            storage=f"embedded:{deployment.store.root}",
+            metrics=deployment.metrics,
+            **kw,
+        )
 
     return make
 

@@ -5,16 +5,19 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
+from fedledger.core.protocol.task import TaskConfig
 from fedledger.explorer import create_app
 from fedledger.simulate import SimConfig, simulate
-from fedledger.core.protocol.task import TaskConfig
 
 
 def test_the_explorer_shows_a_simulated_task(devnet, tmp_path: Path):
     task = TaskConfig(clients=3, min_clients=3, rounds=2, local_epochs=1, defence="bvfb", committee_size=1)
     out = tmp_path / "sim"
-    report = simulate(SimConfig(task=task, malicious=0.34, attack="label-flip", miners=1, rpc=devnet.rpc_url,
-                                out_dir=out, timeout=600))  # fmt: skip
+    report = simulate(
+        SimConfig(
+            task=task, malicious=0.34, attack="label-flip", miners=1, rpc=devnet.rpc_url, out_dir=out, timeout=600
+        )
+    )
     app = create_app(rpc_url=devnet.rpc_url, manifest=report.manifest, storage=report.store, metrics=out)
     with TestClient(app) as http:
         t = report.task_id

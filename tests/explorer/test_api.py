@@ -180,8 +180,17 @@ def test_errors_are_bounded_documented_and_say_what_is_allowed(client):
             assert {"200", "400", "404", "503"} <= set(op["responses"]), path
 
 
-@pytest.mark.parametrize(("url", "status"), [("/tx/0x" + "cd" * 32, 404), ("/address/0xnope", 400), ("/task/999", 404),
-                                             ("/block/abc", 400), ("/nowhere", 404), ("/search?q=%3F%3F", 400)])
+@pytest.mark.parametrize(
+    ("url", "status"),
+    [
+        ("/tx/0x" + "cd" * 32, 404),
+        ("/address/0xnope", 400),
+        ("/task/999", 404),
+        ("/block/abc", 400),
+        ("/nowhere", 404),
+        ("/search?q=%3F%3F", 400),
+    ],
+)
 def test_bad_input_gives_a_clear_html_error_page(client, url, status):
     r = client.get(url, headers={"Accept": "text/html"})
     assert r.status_code == status and r.headers["content-type"].startswith("text/html")
@@ -191,8 +200,17 @@ def test_bad_input_gives_a_clear_html_error_page(client, url, status):
 def test_pages_render(client, run, deployment):
     t = run.task.task_id
     sub = deployment.fl.submissions(t, 1)[0]
-    for url in ["/", "/tasks", "/blocks", f"/block/{sub.block_number}", f"/tx/{sub.tx_hash}", f"/tx/{run.failed_tx}",
-                f"/address/{sub.client}", f"/task/{t}", f"/cid/{sub.weights_cid}"]:
+    for url in [
+        "/",
+        "/tasks",
+        "/blocks",
+        f"/block/{sub.block_number}",
+        f"/tx/{sub.tx_hash}",
+        f"/tx/{run.failed_tx}",
+        f"/address/{sub.client}",
+        f"/task/{t}",
+        f"/cid/{sub.weights_cid}",
+    ]:
         r = client.get(url)
         assert r.status_code == 200 and "</html>" in r.text, url
     fragment = client.get(f"/task/{t}", headers={"X-Fragment": "1"}).text
@@ -223,8 +241,13 @@ def test_cli_reports_an_unreachable_node(tmp_path, cli):
 def test_metrics_hook_reads_the_simulation_report(tmp_path):
     from fedledger.explorer.ledger import load_metrics
 
-    report = {"task_id": 3, "rounds": [{"round": 1, "status": "finalised", "accuracy": 0.9, "asr": None, "winner": 2},
-                                       {"round": 2, "status": "finalised", "accuracy": 0.95, "asr": 0.1}]}
+    report = {
+        "task_id": 3,
+        "rounds": [
+            {"round": 1, "status": "finalised", "accuracy": 0.9, "asr": None, "winner": 2},
+            {"round": 2, "status": "finalised", "accuracy": 0.95, "asr": 0.1},
+        ],
+    }
     (tmp_path / "report.json").write_text(json.dumps(report))
     assert load_metrics(tmp_path, 3) == {1: {"accuracy": 0.9, "winner": 2.0}, 2: {"accuracy": 0.95, "asr": 0.1}}
     assert load_metrics(tmp_path, 4) == {}  # another task's report

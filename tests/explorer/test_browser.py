@@ -11,8 +11,14 @@ import pytest
 from tests.explorer.conftest import BAD, new_task, play_round
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]  # fmt: skip
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="apt-get install -y chromium chromium-driver")
@@ -50,7 +56,9 @@ def test_task_page_shows_rounds_winner_heat_map_and_updates_live(server, deploym
             expect(page.locator("#live.on")).to_be_visible()  # the SSE stream is connected
 
             play_round(deployment, task, 2)  # while the page is open: it must update by itself
-            metrics.write_text(json.dumps({"rounds": [{"round": 1, "accuracy": 0.861}, {"round": 2, "accuracy": 0.902}]}))
+            metrics.write_text(
+                json.dumps({"rounds": [{"round": 1, "accuracy": 0.861}, {"round": 2, "accuracy": 0.902}]})
+            )
             deployment.fl.w3.provider.make_request("evm_mine", [])  # a new block makes the page refresh
             expect(page.locator("#round-2")).to_have_attribute("data-status", "finalised", timeout=15_000)
             expect(page.locator("#heatmap-2 td.cell")).to_have_count(20)

@@ -9,11 +9,11 @@ from tests.explorer.conftest import Deployment, Server, play_round
 
 
 def test_explorer_on_hardhat_falls_back_to_eth(tmp_path):
+    from fedledger.core.chain import FedLedger, connect, devnet_account
+    from fedledger.core.storage import EmbeddedStore
     from fedledger.deploy import devnet
     from fedledger.deploy.deployer import deploy
-    from fedledger.core.chain import FedLedger, connect, devnet_account
     from fedledger.explorer import create_app
-    from fedledger.core.storage import EmbeddedStore
     from tests.chain.helpers import MINER_ACCOUNTS, running_task
 
     net = devnet.start("hardhat", log_dir=tmp_path)

@@ -35,9 +35,9 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def setup(w3) -> Setup:
-    from fedledger.deploy.deployer import deploy_data_registry
-    from fedledger.core.chain.binding import load_abi
     from fedledger.core.chain import devnet_account
+    from fedledger.core.chain.binding import load_abi
+    from fedledger.deploy.deployer import deploy_data_registry
 
     entry = deploy_data_registry(w3, devnet_account(0))
     registry = DataRegistry(w3, entry["address"], load_abi("DataRegistry"), devnet_account(0))

@@ -23,8 +23,8 @@ def _ok(args: list[str]) -> str:
 
 
 def test_cli_share_and_split(w3, devnet, tmp_path: Path, cli) -> None:
-    from fedledger.deploy.deployer import deploy
     from fedledger.core.chain import devnet_account
+    from fedledger.deploy.deployer import deploy
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path)
     chain = ["--rpc", devnet.rpc_url, "--manifest", str(tmp_path / "31337.json")]
@@ -45,8 +45,24 @@ def test_cli_share_and_split(w3, devnet, tmp_path: Path, cli) -> None:
         f = tmp_path / f"data{i}.csv"
         f.write_text(f"x,y\n{i},{i * 2}\n")
         files.append(f)
-        out = _ok(["share", str(f), "--pool", "0", "--ring-size", "3", "--key-file", str(key_files[i]),
-                   "--store", store, "--account", str(20 + i), "--json", *chain])  # fmt: skip
+        out = _ok(
+            [
+                "share",
+                str(f),
+                "--pool",
+                "0",
+                "--ring-size",
+                "3",
+                "--key-file",
+                str(key_files[i]),
+                "--store",
+                store,
+                "--account",
+                str(20 + i),
+                "--json",
+                *chain,
+            ]
+        )
         outputs.append(out)
         shared = json.loads(out)
         assert shared["share"] == i and shared["ring"] == [0, 1, 2]
@@ -56,8 +72,20 @@ def test_cli_share_and_split(w3, devnet, tmp_path: Path, cli) -> None:
     code, out = cli("data", "share", files[0], "--key-file", key_files[2], "--store", store, *chain)
     assert code == 2 and "sender" in out
     # a ring larger than the registered keys
-    code, out = cli("data", "share", files[0], "--ring-size", "5", "--key-file", key_files[2], "--store", store,
-                    "--account", "22", *chain)  # fmt: skip
+    code, out = cli(
+        "data",
+        "share",
+        files[0],
+        "--ring-size",
+        "5",
+        "--key-file",
+        key_files[2],
+        "--store",
+        store,
+        "--account",
+        "22",
+        *chain,
+    )
     assert code == 2 and "registered" in out
     code, out = cli("data", "split", "--pool", "0", *chain)
     assert code == 2 and "cut-off" in out

@@ -10,8 +10,8 @@ from fedledger.core.chain import FedLedger, Phase, TaskStatus, devnet_account
 from fedledger.core.chain.data_registry import DataRegistry, is_test_assignment, split_seed
 from fedledger.core.data import load_dataset
 from fedledger.core.pooldata import ExamplesError, pack, unpack
-from fedledger.core.storage import open_store
 from fedledger.core.protocol.rounds import miner_test_set, task_config
+from fedledger.core.storage import open_store
 from tests.agents.harness import drive, small_task, start
 from tests.chain.helpers import increase_time
 
@@ -45,8 +45,8 @@ def _arm_a_two_sided_split(w3, registry: DataRegistry, pool: int, digests: list[
 
 
 def test_a_task_judges_models_on_the_pools_test_split(w3, tmp_path: Path):
-    from fedledger.deploy.deployer import deploy
     from fedledger.core.ringsig import KeyPair
+    from fedledger.deploy.deployer import deploy
 
     deploy(w3, devnet_account(0), force=True, directory=tmp_path)
     manifest = tmp_path / "31337.json"
@@ -90,8 +90,12 @@ def test_data_pack_writes_shareable_examples(tmp_path: Path):
     import sys
 
     out = tmp_path / "part.safetensors"
-    result = subprocess.run([sys.executable, "-m", "fedledger.cli", "data", "pack", str(out), "--start", "100",
-                             "--count", "25"], capture_output=True, text=True, timeout=120)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-m", "fedledger.cli", "data", "pack", str(out), "--start", "100", "--count", "25"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     x, y = unpack(out.read_bytes(), input_shape=(1, 28, 28), num_classes=10)
     assert torch.equal(y, load_dataset("mnist").y_test[100:125]) and len(x) == 25

@@ -9,7 +9,7 @@ import pytest
 
 from fedledger.core.chain import ContractRevert, devnet_account
 from fedledger.core.chain.data_registry import is_test_assignment, scope_seed, share_message, split_seed
-from fedledger.core.ringsig import N, KeyPair, hash_to_point, key_image, prove_possession
+from fedledger.core.ringsig import KeyPair, N, hash_to_point, key_image, prove_possession
 from tests.chain.helpers import increase_time
 from tests.ringsig.conftest import CID, Setup, item
 
@@ -191,7 +191,9 @@ def test_split_is_seeded_after_cutoff_and_reproducible(setup: Setup) -> None:
     for i in range(10):
         cid, digest = item(f"split {i}")
         signer = i % 3
-        reg.share(pool, cid, digest, ts, [0, 1, 2], reg.sign_share(setup.keys[signer], pool, cid, digest, ts, [0, 1, 2]))
+        reg.share(
+            pool, cid, digest, ts, [0, 1, 2], reg.sign_share(setup.keys[signer], pool, cid, digest, ts, [0, 1, 2])
+        )
     assert _revert(reg.start_split, pool).name == "CutoffNotReached"
     assert _revert(reg.finalize_split, pool).name == "SplitNotStarted"
     increase_time(reg.w3, 301)

@@ -11,7 +11,7 @@ from dataclasses import replace
 import pytest
 
 from fedledger.core import ringsig
-from fedledger.core.ringsig import N, KeyPair, RingSigError, hash_to_point, is_valid_point, key_image, sign, verify
+from fedledger.core.ringsig import KeyPair, N, RingSigError, hash_to_point, is_valid_point, key_image, sign, verify
 
 KEYS = [KeyPair.generate() for _ in range(4)]
 RING = [k.public for k in KEYS]
@@ -78,6 +78,7 @@ def test_secret_never_in_repr() -> None:
 
 # ---- anonymity --------------------------------------------------------------------------------
 
+
 def _challenges(sig: ringsig.RingSignature, ring: list, base) -> list[int]:
     """The verifier's challenge chain c_0..c_{k-1}: everything an observer can derive."""
     from py_ecc.optimized_bn128 import G1, add, multiply
@@ -87,8 +88,9 @@ def _challenges(sig: ringsig.RingSignature, ring: list, base) -> list[int]:
     cs, c = [], sig.c0
     for p, s in zip(ring, sig.s, strict=True):
         cs.append(c)
-        c = ringsig._challenge(prefix, add(multiply(G1, s), multiply(ringsig._to_jac(p), c)),
-                               add(multiply(h, s), multiply(img, c)))  # fmt: skip
+        c = ringsig._challenge(
+            prefix, add(multiply(G1, s), multiply(ringsig._to_jac(p), c)), add(multiply(h, s), multiply(img, c))
+        )
     return cs
 
 

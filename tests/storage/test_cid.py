@@ -27,8 +27,9 @@ def daemon_only_hash(api: str, data: bytes, version: int) -> str:
     params = {"only-hash": "true", "cid-version": version, "pin": "false"}
     if version == 1:
         params.update({"raw-leaves": "true", "cid-base": "base32"})
-    resp = requests.post(f"{api}/api/v0/add", params=params, timeout=120,
-                         files={"file": ("f", data, "application/octet-stream")})
+    resp = requests.post(
+        f"{api}/api/v0/add", params=params, timeout=120, files={"file": ("f", data, "application/octet-stream")}
+    )
     resp.raise_for_status()
     return resp.json()["Hash"]
 
@@ -40,8 +41,9 @@ def payloads() -> dict[str, bytes]:
 
 @pytest.mark.parametrize("version", [0, 1])
 @pytest.mark.parametrize("name", list(SIZES))
-def test_embedded_cid_equals_daemon(name: str, version: int, payloads: dict[str, bytes],
-                                    ipfs_api: str, tmp_path) -> None:
+def test_embedded_cid_equals_daemon(
+    name: str, version: int, payloads: dict[str, bytes], ipfs_api: str, tmp_path
+) -> None:
     data = payloads[name]
     expected = daemon_only_hash(ipfs_api, data, version)
     store = EmbeddedStore(tmp_path / "s", cid_version=version)
@@ -73,16 +75,21 @@ def test_dag_shape() -> None:
     assert len(build_dag(b"\0" * (MAX_LINKS * CHUNK_SIZE + 1), 1)[1]) == MAX_LINKS + 1 + 3
 
 
-@pytest.mark.parametrize("text", [
-    "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
-    "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
-    "bafybeidbbs6ocod3v27jtr4uhvc6n55y3gbrtur3bvjsnraudtbxkozi2y",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH",
+        "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku",
+        "bafybeidbbs6ocod3v27jtr4uhvc6n55y3gbrtur3bvjsnraudtbxkozi2y",
+    ],
+)
 def test_parse_cid_round_trips(text: str) -> None:
     assert str(parse_cid(text)) == text
 
 
 def test_parse_base58_v1_as_js_ipfs_prints_it() -> None:
     # js-ipfs prints v1 CIDs in base58btc unless asked for base32; both name the same CID.
-    assert str(parse_cid("zb2rhZfjRh2FHHB2RkHVEvL2vJnCTcu7kwRqgVsf9gpkLgteo")) == \
-        "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+    assert (
+        str(parse_cid("zb2rhZfjRh2FHHB2RkHVEvL2vJnCTcu7kwRqgVsf9gpkLgteo"))
+        == "bafkreibm6jg3ux5qumhcn2b3flc3tyu6dmlb4xa7u5bf44yegnrjhc4yeq"
+    )

@@ -20,8 +20,14 @@ FEDLEDGER = str(Path(sys.executable).with_name("fedledger"))
 
 
 def run(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run([FEDLEDGER, "ipfs", *args], cwd=cwd, capture_output=True, text=True,
-                            timeout=120, env={**os.environ, "COLUMNS": "120"})
+    result = subprocess.run(
+        [FEDLEDGER, "ipfs", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "COLUMNS": "120"},
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -54,8 +60,15 @@ def test_put_then_push_to_daemon(tmp_path: Path, ipfs_api: str) -> None:
 
 
 def test_push_unknown_cid_fails_cleanly(tmp_path: Path, ipfs_api: str) -> None:
-    result = run("push", "bafkreie5hxgd4yswo3xuhmikyn6yo5rymcvyb57qmbu6bdm5tkqikplpz4",
-                 "--to", ipfs_api, "--store", str(tmp_path), check=False)
+    result = run(
+        "push",
+        "bafkreie5hxgd4yswo3xuhmikyn6yo5rymcvyb57qmbu6bdm5tkqikplpz4",
+        "--to",
+        ipfs_api,
+        "--store",
+        str(tmp_path),
+        check=False,
+    )
     assert result.returncode == 2 and "not in the embedded store" in result.stderr
 
 

@@ -95,8 +95,12 @@ def test_unknown_cid_fails_fast_on_real_daemon(ipfs_api: str) -> None:
 @pytest.mark.timeout(30)
 def test_daemon_down(free_port: int) -> None:
     store = RpcStore(f"http://127.0.0.1:{free_port}")
-    for call in (lambda: store.put(b"x"), lambda: store.get(ABSENT), lambda: store.has(ABSENT),
-                 lambda: store.version()):
+    for call in (
+        lambda: store.put(b"x"),
+        lambda: store.get(ABSENT),
+        lambda: store.has(ABSENT),
+        lambda: store.version(),
+    ):
         with pytest.raises(DaemonUnavailable, match="not reachable"):
             call()
 

@@ -24,15 +24,18 @@ from fedledger.core.weights import (
     spec_of,
 )
 
-META = WeightsMeta(model_spec='{"arch":"mlp","layers":[784,256,128,10]}', task="7", round=3,
-                   producer="0x" + "ab" * 20)
+META = WeightsMeta(model_spec='{"arch":"mlp","layers":[784,256,128,10]}', task="7", round=3, producer="0x" + "ab" * 20)
 
 
 def mlp_state() -> dict[str, torch.Tensor]:
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(784, 256), torch.nn.Sigmoid(),
-                                torch.nn.Linear(256, 128), torch.nn.Sigmoid(),
-                                torch.nn.Linear(128, 10))
+    model = torch.nn.Sequential(
+        torch.nn.Linear(784, 256),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(256, 128),
+        torch.nn.Sigmoid(),
+        torch.nn.Linear(128, 10),
+    )
     return model.state_dict()
 
 
@@ -137,8 +140,15 @@ def test_pickle_payload_rejected_and_never_run(tmp_path: Path, protocol: int) ->
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("payload", [b"", b"hello", b"not a safetensors file at all, just text",
-                                     b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ..."])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"",
+        b"hello",
+        b"not a safetensors file at all, just text",
+        b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ...",
+    ],
+)
 def test_non_safetensors_rejected(payload: bytes) -> None:
     with pytest.raises(NotSafetensors):
         loads(payload)

@@ -92,8 +92,11 @@ class Binding:
     def receipt_events(self, receipt: Receipt, name: str) -> list[dict[str, Any]]:
         """Events `name` this contract emitted in a transaction, decoded as `decoded_events` gives them."""
         codec = self._event_codecs[name]
-        return [codec.decode(log) for log in receipt.raw.get("logs", [])
-                if log["address"].lower() == self.address.lower() and log["topics"][:1] == [codec.topic0]]  # fmt: skip
+        return [
+            codec.decode(log)
+            for log in receipt.raw.get("logs", [])
+            if log["address"].lower() == self.address.lower() and log["topics"][:1] == [codec.topic0]
+        ]
 
     def decode_log(self, log: dict[str, Any]) -> dict[str, Any] | None:
         """Any event of this contract in a raw JSON-RPC log, decoded; None for other logs."""
@@ -196,9 +199,12 @@ class _EventCodec:
         values = decode([collapse_if_tuple(i) for i in self.data], bytes.fromhex(log["data"][2:]))
         args |= {i["name"]: _as_web3(i, v) for i, v in zip(self.data, values, strict=True)}
         return {
-            **{k: args[k] for k in self.order}, "event": self.name, "block_number": int(log["blockNumber"], 16),
-            "tx_hash": log["transactionHash"], "log_index": int(log["logIndex"], 16),
-        }  # fmt: skip
+            **{k: args[k] for k in self.order},
+            "event": self.name,
+            "block_number": int(log["blockNumber"], 16),
+            "tx_hash": log["transactionHash"],
+            "log_index": int(log["logIndex"], 16),
+        }
 
 
 def _as_web3(item: dict[str, Any], value: Any, *, named: bool = True) -> Any:

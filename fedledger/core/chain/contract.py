@@ -15,8 +15,8 @@ from eth_utils import keccak
 from web3 import Web3
 from web3.types import RPCEndpoint
 
-from fedledger.core.chain.transport import NodeUnavailable
 from fedledger.core.chain.binding import Binding
+from fedledger.core.chain.transport import NodeUnavailable
 from fedledger.core.chain.tx import Receipt
 from fedledger.core.chain.types import Mechanism, Proposal, RoundInfo, Submission, TaskSpec, TaskStatus
 
@@ -28,8 +28,13 @@ def connect(rpc_url: str, timeout: float = 30) -> Web3:
     session.trust_env = False
     session.proxies = requests.utils.get_environ_proxies(rpc_url)
     # web3 asks the node for the chain id before every call and transaction otherwise
-    provider = Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": timeout}, session=session,
-                                 cache_allowed_requests=True, cacheable_requests={RPCEndpoint("eth_chainId")})
+    provider = Web3.HTTPProvider(
+        rpc_url,
+        request_kwargs={"timeout": timeout},
+        session=session,
+        cache_allowed_requests=True,
+        cacheable_requests={RPCEndpoint("eth_chainId")},
+    )
     w3 = Web3(provider)
     if not w3.is_connected():
         raise NodeUnavailable(f"no Ethereum node answers at {rpc_url}")
@@ -57,13 +62,23 @@ def score_commitment(task_id: int, round_: int, client: str, scores: bytes, salt
 
 
 def model_commitment(
-    task_id: int, round_: int, client: str, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int,
+    task_id: int,
+    round_: int,
+    client: str,
+    weights_cid: str,
+    digest: bytes,
+    behaviour_cid: str,
+    n_samples: int,
     salt: bytes,
 ) -> bytes:
     """keccak256(abi.encode(taskId, round, client, weightsCID, digest, behaviourCID, nSamples, salt)),
     as the contract's `modelCommitment`."""
-    return keccak(encode(["uint256", "uint32", "address", "string", "bytes32", "string", "uint32", "bytes32"],
-                         [task_id, round_, client, weights_cid, digest, behaviour_cid, n_samples, salt]))  # fmt: skip
+    return keccak(
+        encode(
+            ["uint256", "uint32", "address", "string", "bytes32", "string", "uint32", "bytes32"],
+            [task_id, round_, client, weights_cid, digest, behaviour_cid, n_samples, salt],
+        )
+    )
 
 
 def draw_committee(seed: bytes, miners: Sequence[str], stakes: Sequence[int], size: int) -> list[str]:
@@ -116,7 +131,13 @@ class FedLedger(Binding):
         return self._send("commitModel", task_id, round_, commitment)
 
     def submit_model(
-        self, task_id: int, round_: int, weights_cid: str, digest: bytes, behaviour_cid: str, n_samples: int,
+        self,
+        task_id: int,
+        round_: int,
+        weights_cid: str,
+        digest: bytes,
+        behaviour_cid: str,
+        n_samples: int,
         salt: bytes,
     ) -> Receipt:
         """Submit phase: reveal the committed model."""
@@ -155,9 +176,12 @@ class FedLedger(Binding):
     def task_info(self, task_id: int) -> dict[str, Any]:
         requester, status, current_round, published_at, escrow = self._call("taskInfo", task_id)
         return {
-            "requester": requester, "status": TaskStatus(status), "current_round": current_round,
-            "published_at": published_at, "escrow": escrow,
-        }  # fmt: skip
+            "requester": requester,
+            "status": TaskStatus(status),
+            "current_round": current_round,
+            "published_at": published_at,
+            "escrow": escrow,
+        }
 
     def task_spec(self, task_id: int) -> TaskSpec:
         return TaskSpec.from_abi(self._call("taskSpec", task_id))
@@ -175,9 +199,13 @@ class FedLedger(Binding):
     def client_info(self, task_id: int, client: str) -> dict[str, int]:
         index1, reputation, n_samples, self_score, registered_at = self._call("clientInfo", task_id, client)
         return {
-            "index": index1 - 1, "registered": index1 > 0, "reputation": reputation, "n_samples": n_samples,
-            "self_score_bps": self_score, "registered_at": registered_at,
-        }  # fmt: skip
+            "index": index1 - 1,
+            "registered": index1 > 0,
+            "reputation": reputation,
+            "n_samples": n_samples,
+            "self_score_bps": self_score,
+            "registered_at": registered_at,
+        }
 
     def reputations(self, task_id: int, block: int | str = "latest") -> list[int]:
         return list(self._call("reputationsOf", task_id, block=block))
@@ -226,10 +254,15 @@ class FedLedger(Binding):
         for e in self.events("ModelSubmitted", from_block=from_block, taskId=task_id, round=round_):
             out.append(
                 Submission(
-                    client=e["client"], index=clients[e["client"]], weights_cid=e["weightsCID"], digest=bytes(e["digest"]),
-                    behaviour_cid=e["behaviourCID"], n_samples=int(e["nSamples"]), block_number=e["block_number"],
+                    client=e["client"],
+                    index=clients[e["client"]],
+                    weights_cid=e["weightsCID"],
+                    digest=bytes(e["digest"]),
+                    behaviour_cid=e["behaviourCID"],
+                    n_samples=int(e["nSamples"]),
+                    block_number=e["block_number"],
                     tx_hash=e["tx_hash"],
-                )  # fmt: skip
+                )
             )
         return out
 

@@ -31,17 +31,24 @@ SPLIT_TAG = keccak(text="fedledger.DataRegistry.split.v1")
 
 # ---- off-chain replicas of the contract's hashes ------------------------------------------------
 
+
 def share_message(chain_id: int, registry: str, pool_id: int, cid: str, digest: bytes, timestamp: int) -> bytes:
     """The 32-byte message a share's ring signature signs (`DataRegistry.shareMessage`)."""
-    return keccak(encode(
-        ["bytes32", "uint256", "address", "uint256", "bytes32", "bytes32", "uint64"],
-        [SHARE_TAG, chain_id, registry, pool_id, keccak(cid.encode()), digest, timestamp],
-    ))  # fmt: skip
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "uint256", "bytes32", "bytes32", "uint64"],
+            [SHARE_TAG, chain_id, registry, pool_id, keccak(cid.encode()), digest, timestamp],
+        )
+    )
 
 
 def scope_seed(chain_id: int, registry: str, pool_id: int, digest: bytes) -> bytes:
     """Linkability scope (pool, item): its hashToPoint is the key-image base."""
-    return keccak(encode(["bytes32", "uint256", "address", "uint256", "bytes32"], [SCOPE_TAG, chain_id, registry, pool_id, digest]))
+    return keccak(
+        encode(
+            ["bytes32", "uint256", "address", "uint256", "bytes32"], [SCOPE_TAG, chain_id, registry, pool_id, digest]
+        )
+    )
 
 
 def possession_context(chain_id: int, registry: str, owner: str) -> bytes:
@@ -144,13 +151,17 @@ class DataRegistry(Binding):
     ) -> RingSignature:
         """Sign a share for the ring `ring_ids` (registered ids, must include `key`)."""
         ring = [self.key_of(i) for i in ring_ids]
-        return ringsig.sign(self.share_message(pool_id, cid, digest, timestamp), ring, key, self.scope_base(pool_id, digest))
+        return ringsig.sign(
+            self.share_message(pool_id, cid, digest, timestamp), ring, key, self.scope_base(pool_id, digest)
+        )
 
     def verify_share_offchain(
         self, pool_id: int, cid: str, digest: bytes, timestamp: int, ring_ids: Sequence[int], sig: RingSignature
     ) -> bool:
         ring = [self.key_of(i) for i in ring_ids]
-        return ringsig.verify(self.share_message(pool_id, cid, digest, timestamp), ring, sig, self.scope_base(pool_id, digest))
+        return ringsig.verify(
+            self.share_message(pool_id, cid, digest, timestamp), ring, sig, self.scope_base(pool_id, digest)
+        )
 
     # ---- transactions -----------------------------------------------------------------------------
     def register_key(self, key: KeyPair) -> tuple[int, Receipt]:
@@ -168,8 +179,15 @@ class DataRegistry(Binding):
         return int(self.receipt_events(receipt, "PoolCreated")[0]["poolId"]), receipt
 
     def share(
-        self, pool_id: int, cid: str, digest: bytes, timestamp: int, ring_ids: Sequence[int], sig: RingSignature,
-        *, gas: int | None = None,
+        self,
+        pool_id: int,
+        cid: str,
+        digest: bytes,
+        timestamp: int,
+        ring_ids: Sequence[int],
+        sig: RingSignature,
+        *,
+        gas: int | None = None,
     ) -> tuple[int, Receipt]:
         """Submit a signed data transaction; returns (share id, receipt). Reverts raise `ContractRevert`."""
         receipt = self._send("share", pool_id, cid, digest, timestamp, list(ring_ids), signature_abi(sig), gas=gas)
@@ -218,12 +236,19 @@ class DataRegistry(Binding):
         """Every accepted share of a pool, in share-id order."""
         out = []
         for a in self.decoded_events("DataShared", from_block=from_block, poolId=pool_id):
-            out.append(Share(
-                pool_id=int(a["poolId"]), share_id=int(a["shareId"]), cid=str(a["cid"]), digest=bytes(a["digest"]),
-                timestamp=int(a["timestamp"]), ring_ids=tuple(int(i) for i in a["ringIds"]),
-                key_image=(int(a["keyImage"][0]), int(a["keyImage"][1])), block_number=int(a["block_number"]),
-                tx_hash=str(a["tx_hash"]),
-            ))  # fmt: skip
+            out.append(
+                Share(
+                    pool_id=int(a["poolId"]),
+                    share_id=int(a["shareId"]),
+                    cid=str(a["cid"]),
+                    digest=bytes(a["digest"]),
+                    timestamp=int(a["timestamp"]),
+                    ring_ids=tuple(int(i) for i in a["ringIds"]),
+                    key_image=(int(a["keyImage"][0]), int(a["keyImage"][1])),
+                    block_number=int(a["block_number"]),
+                    tx_hash=str(a["tx_hash"]),
+                )
+            )
         return sorted(out, key=lambda s: s.share_id)
 
     def recompute_split(self, pool_id: int, *, from_block: int = 0) -> Split:

@@ -45,9 +45,11 @@ class ErrorDecoder:
             if item.get("type") != "error":
                 continue
             self._errors[function_abi_to_4byte_selector(item)] = (  # type: ignore[arg-type]
-                item["name"], [i["name"] for i in item["inputs"]], list(get_abi_input_types(item)),  # type: ignore[arg-type]
+                item["name"],
+                [i["name"] for i in item["inputs"]],
+                list(get_abi_input_types(item)),  # type: ignore[arg-type]
                 [_enum(i) for i in item["inputs"]],
-            )  # fmt: skip
+            )
         self._errors[function_signature_to_4byte_selector("Error(string)")] = ("Error", ["message"], ["string"], [None])
         self._errors[function_signature_to_4byte_selector("Panic(uint256)")] = ("Panic", ["code"], ["uint256"], [None])
 

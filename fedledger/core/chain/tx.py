@@ -110,8 +110,15 @@ class Transactor:
         with self._lock:
             nonce = self._nonce
             self._nonce += 1
-        tx: dict[str, Any] = {"to": fn.to, "data": fn.data, "value": value, "gas": gas, "nonce": nonce,
-                              "chainId": self._chain_id, **(fees or self._fee_fields())}  # fmt: skip
+        tx: dict[str, Any] = {
+            "to": fn.to,
+            "data": fn.data,
+            "value": value,
+            "gas": gas,
+            "nonce": nonce,
+            "chainId": self._chain_id,
+            **(fees or self._fee_fields()),
+        }
         signed = self.account.sign_transaction(tx)
         return tx, bytes(signed.raw_transaction)
 
@@ -157,7 +164,9 @@ class Transactor:
         while len(receipts) < len(hashes):
             before = len(receipts)
             todo = [h for h in hashes if h not in receipts]
-            for h, answer in zip(todo, request_batch(self.w3, [("eth_getTransactionReceipt", [h]) for h in todo]), strict=True):
+            for h, answer in zip(
+                todo, request_batch(self.w3, [("eth_getTransactionReceipt", [h]) for h in todo]), strict=True
+            ):
                 if answer.get("result"):
                     receipts[h] = answer["result"]
             if len(receipts) > before:
@@ -170,7 +179,9 @@ class Transactor:
                     request(self.w3, "evm_mine", [])
                 stalled_since = time.monotonic()
             if time.monotonic() > deadline:
-                raise TransactionFailed(f"{len(hashes) - len(receipts)} of {len(hashes)} transactions not mined after {timeout:.0f} s")
+                raise TransactionFailed(
+                    f"{len(hashes) - len(receipts)} of {len(hashes)} transactions not mined after {timeout:.0f} s"
+                )
             if len(receipts) < len(hashes):
                 time.sleep(0.02)
         return [receipts[h] for h in hashes]
@@ -199,4 +210,3 @@ class Transactor:
             function=fn.name,
             raw=receipt,
         )
-

@@ -69,8 +69,11 @@ class TaskParameter(IntEnum):
 
 #: Solidity enums that custom errors and events carry, by name (ABI `internalType` "enum X.Name").
 ENUMS: dict[str, type[IntEnum]] = {
-    "Phase": Phase, "ProposalField": ProposalField, "TaskParameter": TaskParameter, "FailReason": FailReason,
-}  # fmt: skip
+    "Phase": Phase,
+    "ProposalField": ProposalField,
+    "TaskParameter": TaskParameter,
+    "FailReason": FailReason,
+}
 
 
 class DPMechanism(IntEnum):
@@ -154,7 +157,14 @@ class Proposal:
     next_selection: int
 
     def to_abi(self) -> tuple[Any, ...]:
-        return (self.global_cid, self.global_digest, self.accepted, list(self.reputations), self.winner, self.next_selection)
+        return (
+            self.global_cid,
+            self.global_digest,
+            self.accepted,
+            list(self.reputations),
+            self.winner,
+            self.next_selection,
+        )
 
     @classmethod
     def from_abi(cls, t: Any) -> Proposal:
@@ -219,5 +229,3 @@ def bitmap(indexes: list[int] | set[int] | tuple[int, ...]) -> int:
     for i in indexes:
         out |= 1 << i
     return out
-
-

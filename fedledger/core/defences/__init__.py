@@ -27,7 +27,20 @@ from fedledger.core.defences.trust_root import TrustRoot as TrustRoot
 
 DEFENCES: dict[str, type[Defence]] = {
     cls.name: cls
-    for cls in (FedAvg, Krum, MultiKrum, Median, TrimmedMean, BVFB, LLBCFL, BPCVFL, BCSFL, ModelChain, FLTrust, TrustRoot)
+    for cls in (
+        FedAvg,
+        Krum,
+        MultiKrum,
+        Median,
+        TrimmedMean,
+        BVFB,
+        LLBCFL,
+        BPCVFL,
+        BCSFL,
+        ModelChain,
+        FLTrust,
+        TrustRoot,
+    )
 }
 
 
@@ -49,7 +62,23 @@ def create_defence(name: str, **kwargs: Any) -> Defence:
 
 
 __all__ = [
-    "BCSFL", "BPCVFL", "BVFB", "DEFENCES", "LLBCFL", "ClientUpdate", "Context", "Decision", "Defence",
-    "FLTrust", "FedAvg", "Krum", "Median", "ModelChain", "MultiKrum", "TrimmedMean", "TrustRoot", "create_defence",
+    "BCSFL",
+    "BPCVFL",
+    "BVFB",
+    "DEFENCES",
+    "LLBCFL",
+    "ClientUpdate",
+    "Context",
+    "Decision",
+    "Defence",
+    "FLTrust",
+    "FedAvg",
+    "Krum",
+    "Median",
+    "ModelChain",
+    "MultiKrum",
+    "TrimmedMean",
+    "TrustRoot",
+    "create_defence",
     "defence_class",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+
 def _dot(a: np.ndarray, b: np.ndarray) -> float:
     # Not np.dot: BLAS may split a long dot product over threads, and the split (hence the
     # rounding) depends on the machine; numpy's own pairwise sum has one fixed order everywhere.

@@ -232,7 +232,7 @@ def unflatten(vec: np.ndarray, template: StateDict, keys: Sequence[str]) -> Stat
     """Inverse of :func:`flatten`: float tensors from ``vec`` (cast to the template's dtype),
     non-float tensors (e.g. ``num_batches_tracked``) copied from ``template``."""
     out: StateDict = OrderedDict()
-    pos = dict(zip(keys, tensor_slices(template, keys)))
+    pos = dict(zip(keys, tensor_slices(template, keys), strict=True))
     for k, t in template.items():
         if k in pos:
             out[k] = torch.from_numpy(np.ascontiguousarray(vec[pos[k]])).reshape(t.shape).to(t.dtype)

@@ -46,6 +46,11 @@ class BCSFL(Defence):
         loss_diff = {i: losses[i] - med for i in ids}
         accepted = [i for i in ids if mean_cos[i] > self.cos_threshold and loss_diff[i] <= self.loss_margin]
         return fedavg_decision(
-            ids, X, n, accepted, mean_cos, context,
+            ids,
+            X,
+            n,
+            accepted,
+            mean_cos,
+            context,
             metrics={"score": "mean cosine similarity", "loss_diff": loss_diff},
         )

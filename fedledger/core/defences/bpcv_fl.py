@@ -58,7 +58,16 @@ class BPCVFL(Defence):
         if self.global_model == "winner":
             row = ids.index(winner)
             adopted = apply_delta(context.global_weights, X[row].copy())
-            return Decision(accepted, {winner: 1.0}, quality, adopted, metrics, winner=winner, eliminated=eliminated,
-                            next_selection=nxt)
-        return fedavg_decision(ids, X, n, accepted, quality, context, metrics, winner=winner, eliminated=eliminated,
-                               next_selection=nxt)
+            return Decision(
+                accepted,
+                {winner: 1.0},
+                quality,
+                adopted,
+                metrics,
+                winner=winner,
+                eliminated=eliminated,
+                next_selection=nxt,
+            )
+        return fedavg_decision(
+            ids, X, n, accepted, quality, context, metrics, winner=winner, eliminated=eliminated, next_selection=nxt
+        )

@@ -69,10 +69,7 @@ class BVFB(Defence):
         ref = max(ids, key=lambda i: accs[i])
         keys = float_keys(context.global_weights)
         slices = tensor_slices(context.global_weights, keys)
-        paces = {
-            u.client_id: (flatten(u.pace, keys) if u.pace is not None else X[r])
-            for r, u in enumerate(ups)
-        }
+        paces = {u.client_id: (flatten(u.pace, keys) if u.pace is not None else X[r]) for r, u in enumerate(ups)}
         bh, bph, bdh = {}, {}, {}
         for i in ids:
             bph[i], bdh[i] = behaviour_health(paces[i], paces[ref], slices)
@@ -80,6 +77,11 @@ class BVFB(Defence):
         bh[ref] = 1.0  # the reference verifies itself (avoid a 0.9999999 rounding artefact)
         accepted = [i for i in ids if bh[i] > self.theta or i == ref]
         return fedavg_decision(
-            ids, X, n, accepted, bh, context,
+            ids,
+            X,
+            n,
+            accepted,
+            bh,
+            context,
             metrics={"score": "BH", "reference": ref, "bph": bph, "bdh": bdh, "accuracy": accs},
         )

@@ -34,7 +34,7 @@ def fedavg_decision(
     delta = weighted_average(X[rows], w)
     return Decision(
         accepted=acc,
-        weights={i: float(wi / w.sum()) for i, wi in zip(acc, w)},
+        weights={i: float(wi / w.sum()) for i, wi in zip(acc, w, strict=True)},
         scores=scores,
         global_update=apply_delta(context.global_weights, delta),
         metrics=dict(metrics or {}),

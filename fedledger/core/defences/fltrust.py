@@ -21,7 +21,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from fedledger.core.learning.training import train_local
 from fedledger.core.defences._aggregate import cosine
 from fedledger.core.defences.base import (
     ClientUpdate,
@@ -33,6 +32,7 @@ from fedledger.core.defences.base import (
     float_keys,
     stack_deltas,
 )
+from fedledger.core.learning.training import train_local
 
 __all__ = ["FLTrust"]
 
@@ -58,8 +58,14 @@ class FLTrust(Defence):
             steps = cfg.local_epochs * math.ceil(int(np.median(n_samples)) / cfg.batch_size)
         if steps is not None:
             cfg = replace(cfg, local_steps=steps)
-        res = train_local(context.model(), context.global_weights, context.root_x, context.root_y, cfg,
-                          seed=context.seed * 1_000_003 + context.round)
+        res = train_local(
+            context.model(),
+            context.global_weights,
+            context.root_x,
+            context.root_y,
+            cfg,
+            seed=context.seed * 1_000_003 + context.round,
+        )
         keys = float_keys(context.global_weights)
         return flatten(res.weights, keys) - flatten(context.global_weights, keys)
 

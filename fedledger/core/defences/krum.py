@@ -22,8 +22,14 @@ def tolerated_f(name: str, stated: int, n_submitted: int) -> int:
     fewer arrived; a drop is logged, never silent."""
     f = max(0, min(stated, (n_submitted - 3) // 2))
     if f != stated:
-        log.warning("%s: the task states f=%d, but %d updates tolerate at most f=%d (n >= 2f + 3): running with f=%d",
-                    name, stated, n_submitted, f, f)
+        log.warning(
+            "%s: the task states f=%d, but %d updates tolerate at most f=%d (n >= 2f + 3): running with f=%d",
+            name,
+            stated,
+            n_submitted,
+            f,
+            f,
+        )
     return f
 
 
@@ -61,7 +67,7 @@ class Krum(Defence):
         return Decision(
             accepted=[ids[best]],
             weights={ids[best]: 1.0},
-            scores={i: float(s) for i, s in zip(ids, scores)},
+            scores={i: float(s) for i, s in zip(ids, scores, strict=True)},
             global_update=apply_delta(context.global_weights, X[best].copy()),
             metrics={"score": "krum (sum of squared distances, lower is better)", "num_malicious": self.num_malicious},
         )

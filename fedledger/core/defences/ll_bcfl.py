@@ -83,7 +83,13 @@ class LLBCFL(Defence):
         ranked = sorted(candidates, key=lambda i: (-candidates[i], i))
         selection = sorted(ranked if self.top_n is None else ranked[: self.top_n])
         return fedavg_decision(
-            ids, X, n, accepted, accs, context,
+            ids,
+            X,
+            n,
+            accepted,
+            accs,
+            context,
             metrics={"score": "validation accuracy", "threshold": threshold},
-            reputation=reputation, next_selection=selection,
+            reputation=reputation,
+            next_selection=selection,
         )

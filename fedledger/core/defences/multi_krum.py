@@ -53,8 +53,8 @@ class MultiKrum(Defence):
         accepted = [ids[r] for r in rows]
         return Decision(
             accepted=accepted,
-            weights={i: float(wi / w.sum()) for i, wi in zip(accepted, w)},
-            scores={i: float(s) for i, s in zip(ids, scores)},
+            weights={i: float(wi / w.sum()) for i, wi in zip(accepted, w, strict=True)},
+            scores={i: float(s) for i, s in zip(ids, scores, strict=True)},
             global_update=apply_delta(context.global_weights, weighted_average(X[rows], w)),
             metrics={"score": "krum (sum of squared distances, lower is better)", "num_malicious": self.num_malicious},
         )

@@ -43,8 +43,12 @@ class TrimmedMean(Defence):
             stated = int(params["num_trim"])
             params["num_trim"] = max(0, min(stated, (n_submitted - 1) // 2))
             if params["num_trim"] != stated:
-                log.warning("trimmed-mean: the task states num_trim=%d, but %d updates allow at most %d per side",
-                            stated, n_submitted, params["num_trim"])
+                log.warning(
+                    "trimmed-mean: the task states num_trim=%d, but %d updates allow at most %d per side",
+                    stated,
+                    n_submitted,
+                    params["num_trim"],
+                )
         return cls(**params)
 
     @classmethod
@@ -66,6 +70,9 @@ class TrimmedMean(Defence):
         ranks = np.argsort(np.argsort(X, axis=0, kind="stable"), axis=0, kind="stable")
         kept = ((ranks >= trim) & (ranks < n - trim)).mean(axis=1)
         return Decision(
-            ids, {}, {i: float(k) for i, k in zip(ids, kept)}, apply_delta(context.global_weights, agg),
+            ids,
+            {},
+            {i: float(k) for i, k in zip(ids, kept, strict=True)},
+            apply_delta(context.global_weights, agg),
             {"score": "fraction of coordinates kept", "trim": trim},
         )

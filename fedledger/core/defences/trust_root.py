@@ -28,12 +28,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import replace
+
 import torch
 from torch import nn
 
 from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, TaskTerms
-from fedledger.core.models import StateDict
 from fedledger.core.defences.bvfb import BVFB
+from fedledger.core.models import StateDict
 
 __all__ = ["TrustRoot", "confine", "constant_features"]
 

@@ -38,8 +38,6 @@ def behaviour_model(before: StateDict, after: StateDict, lr: float, local_steps:
         raise ValueError("lr and local_steps must be positive")
     scale = 1.0 / (lr * local_steps)
     pace = OrderedDict(
-        (k, ((after[k].double() - before[k].double()) * scale).float())
-        for k in before
-        if before[k].is_floating_point()
+        (k, ((after[k].double() - before[k].double()) * scale).float()) for k in before if before[k].is_floating_point()
     )
     return Behaviour(pace=pace)

@@ -143,8 +143,9 @@ class LaplaceAccountant(IAccountant):
 @lru_cache(maxsize=1024)
 def _rdp_one_step(sample_rate: float, noise_multiplier: float, orders: tuple[float, ...]) -> np.ndarray:
     """RDP of one sampled-Gaussian step at every order (Opacus' ``compute_rdp`` with steps = 1)."""
-    out = np.asarray(rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1,
-                                              orders=list(orders)))  # fmt: skip
+    out = np.asarray(
+        rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=noise_multiplier, steps=1, orders=list(orders))
+    )
     out.setflags(write=False)  # shared by every caller
     return out
 
@@ -207,9 +208,7 @@ def laplace_scale(cfg: DPConfig, batch_size: int) -> float:
     return (2.0 * cfg.max_grad_norm / batch_size) / cfg.epsilon
 
 
-def clip_per_sample(
-    grads: dict[str, torch.Tensor], max_norm: float, norm_type: int = 2
-) -> dict[str, torch.Tensor]:
+def clip_per_sample(grads: dict[str, torch.Tensor], max_norm: float, norm_type: int = 2) -> dict[str, torch.Tensor]:
     """Scale each sample's gradient (leading dim) so its norm over all tensors is <= max_norm."""
     flat = [g.reshape(g.shape[0], -1) for g in grads.values()]
     if norm_type == 2:
@@ -268,9 +267,12 @@ def noise_generator(cfg: DPConfig, seed: int | None = None, *, secret: bytes | N
     elif cfg.secure_mode:
         gen.manual_seed(int.from_bytes(os.urandom(8), "little"))
     elif seed is not None:
-        warnings.warn("DP noise drawn from a plain seed: anyone who knows it can regenerate and subtract the "
-                      "noise (fine for in-process experiments; agents draw it from their key)",
-                      InsecureNoiseWarning, stacklevel=2)  # fmt: skip
+        warnings.warn(
+            "DP noise drawn from a plain seed: anyone who knows it can regenerate and subtract the "
+            "noise (fine for in-process experiments; agents draw it from their key)",
+            InsecureNoiseWarning,
+            stacklevel=2,
+        )
         gen.manual_seed(seed)
     else:
         raise ValueError("DP noise needs a secret, secure_mode or (experiments only) a seed")
@@ -338,8 +340,14 @@ def calibrate_noise(
             acc.step(noise_multiplier=sigma, sample_rate=q)
         return float(acc.get_epsilon(delta))
 
-    sigma = get_noise_multiplier(target_epsilon=target_epsilon, target_delta=delta, sample_rate=max(sample_rates),
-                                 steps=len(sample_rates), accountant="rdp", epsilon_tolerance=0.005)  # fmt: skip
+    sigma = get_noise_multiplier(
+        target_epsilon=target_epsilon,
+        target_delta=delta,
+        sample_rate=max(sample_rates),
+        steps=len(sample_rates),
+        accountant="rdp",
+        epsilon_tolerance=0.005,
+    )
     eps = epsilon(sigma)
     while eps > target_epsilon:
         sigma *= tolerance

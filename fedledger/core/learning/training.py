@@ -146,14 +146,15 @@ def train_local(
             loss = F.cross_entropy(model(x[idx]), y[idx])
             grads = torch.autograd.grad(loss, list(params.values()))
             with torch.no_grad():
-                for p, g in zip(params.values(), grads):
+                for p, g in zip(params.values(), grads, strict=True):
                     p.sub_(g, alpha=config.lr)
             losses[i] = loss.detach()
         epsilon = delta = None
     else:
         tune_allocator()
-        step, accountant = make_private(dp, accountant=accountant, secret=noise_secret,
-                                        seed=None if noise_secret is not None else seed + 1_000_003)  # fmt: skip
+        step, accountant = make_private(
+            dp, accountant=accountant, secret=noise_secret, seed=None if noise_secret is not None else seed + 1_000_003
+        )
         buffers = dict(model.named_buffers())
         names = list(params)
 

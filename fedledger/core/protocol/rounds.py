@@ -69,7 +69,9 @@ class _ParsedWeights:
 _parsed = _ParsedWeights()
 
 
-def fetch_weights(store: Store, cid: str, digest: bytes, expected: dict[str, Any] | None) -> tuple[StateDict, WeightsMeta]:
+def fetch_weights(
+    store: Store, cid: str, digest: bytes, expected: dict[str, Any] | None
+) -> tuple[StateDict, WeightsMeta]:
     """Bytes from storage (checked against the CID), the on-chain digest, then the safetensors
     checks (names, shapes, dtypes, finite values). Never unpickles."""
     hit = _parsed.get(cid, digest)
@@ -91,7 +93,9 @@ def _fetch_weights(store: Store, cid: str, digest: bytes) -> tuple[StateDict, We
     except StorageError as exc:
         raise BadInput(f"weights {cid}: {exc}") from None
     if sha256_hex(data) != digest.hex():
-        raise BadInput(f"weights {cid}: sha256 {sha256_hex(data)[:16]}.. does not match the on-chain digest {digest.hex()[:16]}..")
+        raise BadInput(
+            f"weights {cid}: sha256 {sha256_hex(data)[:16]}.. does not match the on-chain digest {digest.hex()[:16]}.."
+        )
     try:
         weights, meta = loads(data)
         return OrderedDict(weights), meta
@@ -159,8 +163,13 @@ def reputations_before(ledger: FedLedger, task_id: int, round_: int, opened_bloc
     """Client index -> on-chain reputation when `round_` opened, from events alone (a node
     without archive state serves them too): the registration values, overwritten by the last
     proposal finalised before the round."""
-    reps = {int(e["index"]): int(e["reputation"]) for e in ledger.events("ClientRegistered", taskId=task_id, to_block=opened_block)}
-    finalised = [e for e in ledger.events("RoundFinalised", taskId=task_id, to_block=opened_block) if e["round"] < round_]
+    reps = {
+        int(e["index"]): int(e["reputation"])
+        for e in ledger.events("ClientRegistered", taskId=task_id, to_block=opened_block)
+    }
+    finalised = [
+        e for e in ledger.events("RoundFinalised", taskId=task_id, to_block=opened_block) if e["round"] < round_
+    ]
     if finalised:
         last = finalised[-1]
         proposal = ledger.proposals(task_id, int(last["round"]))[bytes(last["proposalHash"])]
@@ -201,8 +210,9 @@ def load_updates(
                 loaded, pace_meta = loads(data, expected=pace_spec)
                 pace = OrderedDict(loaded)
                 _check_producer(pace_meta, s.client, "behaviour model")
-            delta = OrderedDict((k, weights[k].double() - global_w[k].double())
-                                for k in global_w if weights[k].is_floating_point())  # fmt: skip
+            delta = OrderedDict(
+                (k, weights[k].double() - global_w[k].double()) for k in global_w if weights[k].is_floating_point()
+            )
             for index, other_delta, other_pace in kept:
                 same_pace = pace is not None and other_pace is not None and _near(pace, other_pace)
                 if same_pace or _near(delta, other_delta):
@@ -227,6 +237,7 @@ def _check_producer(meta: WeightsMeta, client: str, what: str) -> None:
 def _near(a: StateDict, b: StateDict) -> bool:
     """Whether two updates are (nearly) the same: ||a - b|| <= NEAR_DUPLICATE * max(||a||, ||b||)."""
     diff = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a) ** 0.5
-    norm = max(sum(float((a[k].double() ** 2).sum()) for k in a), sum(float((b[k].double() ** 2).sum()) for k in b)) ** 0.5
+    norm = (
+        max(sum(float((a[k].double() ** 2).sum()) for k in a), sum(float((b[k].double() ** 2).sum()) for k in b)) ** 0.5
+    )
     return diff <= NEAR_DUPLICATE * norm
-

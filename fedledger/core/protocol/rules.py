@@ -205,8 +205,10 @@ def close_round(
         new = {i: decision.reputation.get(i, rep[i]) for i in range(n)}
     else:
         accepted = set(decision.accepted) if decision is not None else set()
-        new = {i: task.rep_eval * (1.0 if i in accepted else 0.0) + task.rep_prev * rep[i] if i in selected else rep[i]
-               for i in range(n)}  # fmt: skip
+        new = {
+            i: task.rep_eval * (1.0 if i in accepted else 0.0) + task.rep_prev * rep[i] if i in selected else rep[i]
+            for i in range(n)
+        }
     fixed = tuple(max(0, min(2**32 - 1, int(round(new[i] * REP_SCALE)))) for i in range(n))
     if decision is not None and decision.next_selection is not None:
         nxt = sorted(decision.next_selection)
@@ -219,7 +221,10 @@ def close_round(
 
 # ---- peer validation (BPCV-FL) ---------------------------------------------------------------
 def round_peer_scores(
-    revealed: Mapping[int, Sequence[int]], submitted: Iterable[int], per_model: int, seed: bytes,
+    revealed: Mapping[int, Sequence[int]],
+    submitted: Iterable[int],
+    per_model: int,
+    seed: bytes,
     usable: Iterable[int] | None = None,
 ) -> dict[int, dict[int, int]]:
     """``revealed[validator]`` (a score per owner index) reduced to what counts: only the targets

@@ -21,10 +21,10 @@ from urllib.parse import parse_qsl, urlencode
 import numpy as np
 import torch
 
-from fedledger.core.learning.privacy import DPConfig
-from fedledger.core.learning.training import TrainConfig
 from fedledger.core.chain.types import DPMechanism, Mechanism, TaskSpec
 from fedledger.core.data import ClientData, Dataset, client_data, load_dataset
+from fedledger.core.learning.privacy import DPConfig
+from fedledger.core.learning.training import TrainConfig
 
 ETH = 10**18
 _DP_NAMES = {"none": DPMechanism.NONE, "laplace": DPMechanism.LAPLACE, "gaussian": DPMechanism.GAUSSIAN}
@@ -98,8 +98,10 @@ class TaskConfig:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise TaskConfigError(f"{path}: not valid TOML: {exc}") from None
         if any(k == "defence_kwargs" or (isinstance(v, dict) and "defence_kwargs" in v) for k, v in data.items()):
-            raise TaskConfigError(f'{path}: defence_kwargs is not recorded on chain, so miners would never see it; '
-                             f'write the parameters into the defence name instead: defence = "krum?num_malicious=4"')
+            raise TaskConfigError(
+                f"{path}: defence_kwargs is not recorded on chain, so miners would never see it; "
+                f'write the parameters into the defence name instead: defence = "krum?num_malicious=4"'
+            )
         if not isinstance(data.get("task"), dict):
             raise TaskConfigError(f"{path}: no [task] table (model, dataset, rounds ...): see task.toml")
         missing = [k for k in _REQUIRED if k not in data["task"]]
@@ -138,12 +140,19 @@ class TaskConfig:
         need(self.dataset.lower() in _DATASETS, f"dataset {self.dataset!r} is not one of {', '.join(_DATASETS)}")
         need(self.partition in _PARTITIONS, f"partition {self.partition!r} is not one of {', '.join(_PARTITIONS)}")
         need(self.rounds >= 1, f"rounds must be at least 1, not {self.rounds}")
-        need(1 <= self.min_clients <= self.clients, f"need 1 <= min_clients ({self.min_clients}) <= clients ({self.clients})")
+        need(
+            1 <= self.min_clients <= self.clients,
+            f"need 1 <= min_clients ({self.min_clients}) <= clients ({self.clients})",
+        )
         need(self.reward_per_round_eth > 0, f"reward_per_round_eth must be positive, not {self.reward_per_round_eth}")
-        need(self.alpha > 0 and 0 <= self.val_fraction < 1 and self.shards_per_client >= 1,
-             "need alpha > 0, 0 <= val_fraction < 1 and shards_per_client >= 1")  # fmt: skip
-        need(self.lr > 0 and self.batch_size >= 1 and self.local_epochs >= 1 and self.local_steps >= 0,
-             "need lr > 0, batch_size >= 1, local_epochs >= 1 and local_steps >= 0")  # fmt: skip
+        need(
+            self.alpha > 0 and 0 <= self.val_fraction < 1 and self.shards_per_client >= 1,
+            "need alpha > 0, 0 <= val_fraction < 1 and shards_per_client >= 1",
+        )
+        need(
+            self.lr > 0 and self.batch_size >= 1 and self.local_epochs >= 1 and self.local_steps >= 0,
+            "need lr > 0, batch_size >= 1, local_epochs >= 1 and local_steps >= 0",
+        )
         need(0 <= self.prune_ratio < 1, f"prune_ratio must be in [0, 1), not {self.prune_ratio}")
         durations = (self.registration_s, self.train_s, self.commit_s, self.reveal_s, self.aggregate_s)
         need(all(d > 0 for d in durations), "every phase duration (registration_s ... aggregate_s) must be positive")
@@ -151,24 +160,38 @@ class TaskConfig:
             cls_ = defence_class(self.defence.partition("?")[0])
         except ValueError as exc:
             raise TaskConfigError(str(exc)) from None
-        need(getattr(cls_, "publishable", True), f"defence {self.defence!r} is for benchmarks only: it cannot be published")
+        need(
+            getattr(cls_, "publishable", True),
+            f"defence {self.defence!r} is for benchmarks only: it cannot be published",
+        )
         need(-1 <= self.theta <= 1, f"theta must be in [-1, 1], not {self.theta}")
         need(self.selection in ("all", "top-n"), f"selection {self.selection!r} is not 'all' or 'top-n'")
-        need(self.selection != "top-n" or 1 <= self.selection_n <= self.clients,
-             f"selection 'top-n' needs 1 <= selection_n <= clients, not {self.selection_n}")  # fmt: skip
+        need(
+            self.selection != "top-n" or 1 <= self.selection_n <= self.clients,
+            f"selection 'top-n' needs 1 <= selection_n <= clients, not {self.selection_n}",
+        )
         need(self.committee_size >= 1, f"committee_size must be at least 1, not {self.committee_size}")
         need(0.5 < self.quorum <= 1, f"quorum must be in (0.5, 1], not {self.quorum}")
         need(0 <= self.rep_eval <= 1 and 0 <= self.rep_prev <= 1, "rep_eval and rep_prev must be in [0, 1]")
-        need(len(self.self_weights) == 3 and all(w >= 0 for w in self.self_weights),
-             "self_weights must be three non-negative integers")  # fmt: skip
+        need(
+            len(self.self_weights) == 3 and all(w >= 0 for w in self.self_weights),
+            "self_weights must be three non-negative integers",
+        )
         shares = (self.client_share, self.winner_share, self.committee_share)
-        need(all(x >= 0 for x in shares) and abs(sum(shares) - 1) < 1e-9,
-             f"client_share + winner_share + committee_share must be 1, not {sum(shares):g}")  # fmt: skip
+        need(
+            all(x >= 0 for x in shares) and abs(sum(shares) - 1) < 1e-9,
+            f"client_share + winner_share + committee_share must be 1, not {sum(shares):g}",
+        )
         need(self.peer_validators >= 0, "peer_validators must be >= 0")
         need(self.dp in _DP_NAMES, f"dp {self.dp!r} is not one of {', '.join(_DP_NAMES)}")
-        need(self.epsilon > 0 and self.clip > 0 and self.noise_multiplier >= 0,
-             "need epsilon > 0, clip > 0 and noise_multiplier >= 0")  # fmt: skip
-        need(self.test_size >= 1 and 0 <= self.root_size <= self.test_size, "need test_size >= 1 and 0 <= root_size <= test_size")
+        need(
+            self.epsilon > 0 and self.clip > 0 and self.noise_multiplier >= 0,
+            "need epsilon > 0, clip > 0 and noise_multiplier >= 0",
+        )
+        need(
+            self.test_size >= 1 and 0 <= self.root_size <= self.test_size,
+            "need test_size >= 1 and 0 <= root_size <= test_size",
+        )
 
     # ---- on chain ----------------------------------------------------------------------------
     def model_spec(self) -> str:
@@ -180,8 +203,14 @@ class TaskConfig:
         return f"{self.model}?{urlencode(q)}"
 
     def dataset_id(self) -> str:
-        q = {"partition": self.partition, "clients": self.clients, "seed": self.seed, "alpha": self.alpha,
-             "shards_per_client": self.shards_per_client, "val_fraction": self.val_fraction}  # fmt: skip
+        q = {
+            "partition": self.partition,
+            "clients": self.clients,
+            "seed": self.seed,
+            "alpha": self.alpha,
+            "shards_per_client": self.shards_per_client,
+            "val_fraction": self.val_fraction,
+        }
         return f"{self.dataset}?{urlencode(q)}"
 
     def test_set_id(self) -> str:
@@ -192,22 +221,40 @@ class TaskConfig:
 
     def to_chain(self, initial_cid: str, initial_digest: bytes) -> tuple[TaskSpec, Mechanism]:
         spec = TaskSpec(
-            model_spec=self.model_spec(), dataset_id=self.dataset_id(), test_set_id=self.test_set_id(),
-            initial_weights_cid=initial_cid, initial_digest=initial_digest, rounds=self.rounds,
-            min_clients=self.min_clients, registration_duration=self.registration_s, train_duration=self.train_s,
-            commit_duration=self.commit_s, reveal_duration=self.reveal_s, aggregate_duration=self.aggregate_s,
+            model_spec=self.model_spec(),
+            dataset_id=self.dataset_id(),
+            test_set_id=self.test_set_id(),
+            initial_weights_cid=initial_cid,
+            initial_digest=initial_digest,
+            rounds=self.rounds,
+            min_clients=self.min_clients,
+            registration_duration=self.registration_s,
+            train_duration=self.train_s,
+            commit_duration=self.commit_s,
+            reveal_duration=self.reveal_s,
+            aggregate_duration=self.aggregate_s,
             reward_per_round=int(round(self.reward_per_round_eth * ETH)),
-        )  # fmt: skip
+        )
         mech = Mechanism(
-            defence=self.defence, theta_bps=_bps(self.theta), dp_mechanism=_DP_NAMES[self.dp],
-            dp_epsilon_milli=_milli(self.epsilon), dp_clip_milli=_milli(self.clip),
-            dp_noise_milli=_milli(self.noise_multiplier), selection_rule=1 if self.selection == "top-n" else 0,
-            selection_n=self.selection_n, committee_size=self.committee_size, quorum_bps=_bps(self.quorum),
-            rep_eval_bps=_bps(self.rep_eval), rep_prev_bps=_bps(self.rep_prev), self_weights=self.self_weights,
-            client_share_bps=_bps(self.client_share), winner_share_bps=_bps(self.winner_share),
-            committee_share_bps=_bps(self.committee_share), peer_validation=self.peer_validation,
+            defence=self.defence,
+            theta_bps=_bps(self.theta),
+            dp_mechanism=_DP_NAMES[self.dp],
+            dp_epsilon_milli=_milli(self.epsilon),
+            dp_clip_milli=_milli(self.clip),
+            dp_noise_milli=_milli(self.noise_multiplier),
+            selection_rule=1 if self.selection == "top-n" else 0,
+            selection_n=self.selection_n,
+            committee_size=self.committee_size,
+            quorum_bps=_bps(self.quorum),
+            rep_eval_bps=_bps(self.rep_eval),
+            rep_prev_bps=_bps(self.rep_prev),
+            self_weights=self.self_weights,
+            client_share_bps=_bps(self.client_share),
+            winner_share_bps=_bps(self.winner_share),
+            committee_share_bps=_bps(self.committee_share),
+            peer_validation=self.peer_validation,
             peer_validators=self.peer_validators,
-        )  # fmt: skip
+        )
         return spec, mech
 
     @classmethod
@@ -219,43 +266,86 @@ class TaskConfig:
         pool = int(test_name.removeprefix("pool:")) if test_name.startswith("pool:") else -1
         dp_name = {v: k for k, v in _DP_NAMES.items()}[DPMechanism(mech.dp_mechanism)]
         return cls(
-            model=model, dataset=dataset, clients=int(dq["clients"]), partition=dq["partition"],
-            alpha=float(dq["alpha"]), shards_per_client=int(dq["shards_per_client"]),
-            val_fraction=float(dq["val_fraction"]), seed=int(dq["seed"]), rounds=spec.rounds,
-            min_clients=spec.min_clients, reward_per_round_eth=spec.reward_per_round / ETH, lr=float(mq["lr"]),
-            batch_size=int(mq["batch_size"]), local_epochs=int(mq["local_epochs"]),
-            local_steps=int(mq.get("local_steps", 0)), prune_ratio=float(mq.get("prune_ratio", 0.0)),
-            registration_s=spec.registration_duration, train_s=spec.train_duration, commit_s=spec.commit_duration,
-            reveal_s=spec.reveal_duration, aggregate_s=spec.aggregate_duration, defence=mech.defence,
-            theta=mech.theta_bps / 10000, selection="top-n" if mech.selection_rule == 1 else "all",
-            selection_n=mech.selection_n, committee_size=mech.committee_size, quorum=mech.quorum_bps / 10000,
-            rep_eval=mech.rep_eval_bps / 10000, rep_prev=mech.rep_prev_bps / 10000,
-            self_weights=(int(mech.self_weights[0]), int(mech.self_weights[1]), int(mech.self_weights[2])), client_share=mech.client_share_bps / 10000,
-            winner_share=mech.winner_share_bps / 10000, committee_share=mech.committee_share_bps / 10000,
-            peer_validation=bool(mech.peer_validation), peer_validators=mech.peer_validators, dp=dp_name,
-            epsilon=mech.dp_epsilon_milli / 1000, clip=mech.dp_clip_milli / 1000,
-            noise_multiplier=mech.dp_noise_milli / 1000, test_size=int(tq.get("size", 0)), root_size=int(tq["root"]),
-            test_pool=pool, test_registry=tq.get("registry", ""),
-        )  # fmt: skip
+            model=model,
+            dataset=dataset,
+            clients=int(dq["clients"]),
+            partition=dq["partition"],
+            alpha=float(dq["alpha"]),
+            shards_per_client=int(dq["shards_per_client"]),
+            val_fraction=float(dq["val_fraction"]),
+            seed=int(dq["seed"]),
+            rounds=spec.rounds,
+            min_clients=spec.min_clients,
+            reward_per_round_eth=spec.reward_per_round / ETH,
+            lr=float(mq["lr"]),
+            batch_size=int(mq["batch_size"]),
+            local_epochs=int(mq["local_epochs"]),
+            local_steps=int(mq.get("local_steps", 0)),
+            prune_ratio=float(mq.get("prune_ratio", 0.0)),
+            registration_s=spec.registration_duration,
+            train_s=spec.train_duration,
+            commit_s=spec.commit_duration,
+            reveal_s=spec.reveal_duration,
+            aggregate_s=spec.aggregate_duration,
+            defence=mech.defence,
+            theta=mech.theta_bps / 10000,
+            selection="top-n" if mech.selection_rule == 1 else "all",
+            selection_n=mech.selection_n,
+            committee_size=mech.committee_size,
+            quorum=mech.quorum_bps / 10000,
+            rep_eval=mech.rep_eval_bps / 10000,
+            rep_prev=mech.rep_prev_bps / 10000,
+            self_weights=(int(mech.self_weights[0]), int(mech.self_weights[1]), int(mech.self_weights[2])),
+            client_share=mech.client_share_bps / 10000,
+            winner_share=mech.winner_share_bps / 10000,
+            committee_share=mech.committee_share_bps / 10000,
+            peer_validation=bool(mech.peer_validation),
+            peer_validators=mech.peer_validators,
+            dp=dp_name,
+            epsilon=mech.dp_epsilon_milli / 1000,
+            clip=mech.dp_clip_milli / 1000,
+            noise_multiplier=mech.dp_noise_milli / 1000,
+            test_size=int(tq.get("size", 0)),
+            root_size=int(tq["root"]),
+            test_pool=pool,
+            test_registry=tq.get("registry", ""),
+        )
 
     # ---- what agents derive from it ----------------------------------------------------------
     def train_config(self) -> TrainConfig:
-        return TrainConfig(lr=self.lr, batch_size=self.batch_size, local_epochs=self.local_epochs,
-                           local_steps=self.local_steps or None, prune_ratio=self.prune_ratio)  # fmt: skip
+        return TrainConfig(
+            lr=self.lr,
+            batch_size=self.batch_size,
+            local_epochs=self.local_epochs,
+            local_steps=self.local_steps or None,
+            prune_ratio=self.prune_ratio,
+        )
 
     def dp_config(self) -> DPConfig | None:
         if self.dp == "none":
             return None
-        return DPConfig(mechanism=self.dp, max_grad_norm=self.clip, noise_multiplier=self.noise_multiplier,  # type: ignore[arg-type]
-                        epsilon=self.epsilon)  # fmt: skip
+        return DPConfig(
+            mechanism=self.dp,
+            max_grad_norm=self.clip,
+            noise_multiplier=self.noise_multiplier,  # type: ignore[arg-type]
+            epsilon=self.epsilon,
+        )
 
     def data(self) -> Dataset:
         return _dataset(self.dataset)
 
     def client_data(self, k: int) -> ClientData:
         """Data owner k's local train and validation split (its private data)."""
-        return client_data(self.data(), self.partition, self.seed, self.clients, k, alpha=self.alpha,
-                           shards_per_client=self.shards_per_client, val_fraction=self.val_fraction)  # fmt: skip
+        return client_data(
+            self.data(),
+            self.partition,
+            self.seed,
+            self.clients,
+            k,
+            alpha=self.alpha,
+            shards_per_client=self.shards_per_client,
+            val_fraction=self.val_fraction,
+        )
 
     def test_split(self) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
         """((miner test x, y), (evaluation x, y)): the same seeded split as `fedledger experiment`."""
@@ -298,5 +388,6 @@ def _check_type(key: str, value: Any, annotation: Any, path: Path) -> None:
         types = _TYPES.get(name)
         ok = types is None or (isinstance(value, types) and (name == "bool" or not isinstance(value, bool)))
     if not ok:
-        raise TaskConfigError(f"{path}: {key} must be {name.replace('tuple[int, int, int]', 'a list of 3 integers')}, "
-                              f"not {value!r}")
+        raise TaskConfigError(
+            f"{path}: {key} must be {name.replace('tuple[int, int, int]', 'a list of 3 integers')}, not {value!r}"
+        )

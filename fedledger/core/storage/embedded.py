@@ -9,12 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from fedledger.core.storage.base import Store, verify
-from fedledger.core.storage.cid import CID, DAG_PB, RAW, Block, build_dag, decode_links, parse_cid
-from fedledger.core.storage.cid import unixfs_leaf_data
+from fedledger.core.storage.cid import CID, DAG_PB, RAW, Block, build_dag, decode_links, parse_cid, unixfs_leaf_data
 from fedledger.core.storage.errors import ContentMismatch, NotFound
 
 
@@ -118,4 +117,3 @@ class EmbeddedStore(Store):
         except (NotFound, ContentMismatch):
             return False
         return True
-

@@ -47,8 +47,7 @@ class RpcStore(Store):
     hundreds of MB. `http_timeout` bounds the whole HTTP exchange on our side.
     """
 
-    def __init__(self, url: str, *, cid_version: int = 1, timeout: float = 2.0,
-                 http_timeout: float = 120.0) -> None:
+    def __init__(self, url: str, *, cid_version: int = 1, timeout: float = 2.0, http_timeout: float = 120.0) -> None:
         if cid_version not in (0, 1):
             raise ValueError(f"cid_version must be 0 or 1, not {cid_version!r}")
         self.url = api_url(url)
@@ -66,45 +65,49 @@ class RpcStore(Store):
 
     # -- transport ------------------------------------------------------------------------
 
-    def _call(self, endpoint: str, params: dict[str, Any] | None = None, *,
-              data: bytes | None = None) -> requests.Response:
+    def _call(
+        self, endpoint: str, params: dict[str, Any] | None = None, *, data: bytes | None = None
+    ) -> requests.Response:
         files = None
         if data is not None:
             # js-ipfs's multipart parser drops a part without a Content-Type.
             files = {"file": ("blob", data, "application/octet-stream")}
         try:
             resp = self._session.post(
-                f"{self.url}/api/v0/{endpoint}", params=params, files=files,
+                f"{self.url}/api/v0/{endpoint}",
+                params=params,
+                files=files,
                 timeout=(min(self.timeout, 5.0), self.http_timeout),
             )
         except requests.ConnectionError as exc:
             raise DaemonUnavailable(f"IPFS daemon at {self.url} is not reachable: {exc}") from None
         except requests.Timeout:
             raise DaemonUnavailable(
-                f"IPFS daemon at {self.url} did not answer {endpoint} within "
-                f"{self.http_timeout} s") from None
+                f"IPFS daemon at {self.url} did not answer {endpoint} within {self.http_timeout} s"
+            ) from None
         if resp.status_code != 200:
             try:
                 message = resp.json().get("Message", resp.text)
             except ValueError:
                 message = resp.text[:200]
             if "timed out" in message or "not found" in message.lower():
-                raise NotFound(f"{endpoint} {params.get('arg') if params else ''}: {message} "
-                               f"(daemon at {self.url}, timeout {self.timeout} s)")
-            raise StorageError(f"IPFS daemon at {self.url}: {endpoint} failed "
-                               f"(HTTP {resp.status_code}): {message}")
+                raise NotFound(
+                    f"{endpoint} {params.get('arg') if params else ''}: {message} "
+                    f"(daemon at {self.url}, timeout {self.timeout} s)"
+                )
+            raise StorageError(f"IPFS daemon at {self.url}: {endpoint} failed (HTTP {resp.status_code}): {message}")
         return resp
 
-    def _json(self, endpoint: str, params: dict[str, Any] | None = None, *,
-              data: bytes | None = None) -> dict[str, Any]:
+    def _json(
+        self, endpoint: str, params: dict[str, Any] | None = None, *, data: bytes | None = None
+    ) -> dict[str, Any]:
         resp = self._call(endpoint, params, data=data)
         # Streaming endpoints (add) answer NDJSON; the last object is the result.
         lines = [line for line in resp.text.splitlines() if line.strip()]
         try:
             result = json.loads(lines[-1])
         except (IndexError, ValueError):
-            raise DaemonUnavailable(f"{self.url}: {endpoint} answered non-JSON "
-                                    f"{resp.text[:200]!r}") from None
+            raise DaemonUnavailable(f"{self.url}: {endpoint} answered non-JSON {resp.text[:200]!r}") from None
         if not isinstance(result, dict):
             raise DaemonUnavailable(f"{self.url}: {endpoint} answered {result!r}")
         return result
@@ -133,8 +136,9 @@ class RpcStore(Store):
         # embedded store (and no verifier) reproduces, so refuse it loudly.
         want = str(build_dag(bytes(data), self.cid_version)[0])
         if got != want:
-            raise ContentMismatch(f"daemon at {self.url} stored the bytes as {got}, "
-                                  f"expected {want}: its importer settings differ")
+            raise ContentMismatch(
+                f"daemon at {self.url} stored the bytes as {got}, expected {want}: its importer settings differ"
+            )
         return got
 
     def get(self, cid: str) -> bytes:
@@ -149,8 +153,7 @@ class RpcStore(Store):
         # js-ipfs looks for a missing block on the network even with --offline; there is no
         # local-only probe, so "not within `timeout`" means absent.
         try:
-            self._json("block/stat", {"arg": str(parse_cid(cid)),
-                                      "timeout": self._daemon_timeout()})
+            self._json("block/stat", {"arg": str(parse_cid(cid)), "timeout": self._daemon_timeout()})
         except NotFound:
             return False
         return True
