@@ -26,8 +26,12 @@ node_modules/.installed: package.json package-lock.json
 	npm install --no-audit --no-fund --loglevel=error
 	touch $@
 
+# Static checks first (seconds): layers, formatting, lint, types; then the tests.
 test: setup
 	$(BIN)/lint-imports
+	$(BIN)/ruff format --check --quiet .
+	$(BIN)/ruff check --quiet .
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 demo: setup

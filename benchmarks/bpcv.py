@@ -178,9 +178,9 @@ def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[
                 defence=DEFENCES[d][0],
                 defence_kwargs=dict(DEFENCES[d][1]),
                 lr=s.plain_lr,
-                **base,
+                **base,  # type: ignore[arg-type]
             ),
-        )  # type: ignore[arg-type]
+        )
         for attack in ATTACKS
         for d in DEFENCES
     ]

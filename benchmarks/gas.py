@@ -14,6 +14,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from web3.types import RPCEndpoint
+
 from fedledger.core.chain import (
     FedLedger,
     Mechanism,
@@ -96,8 +98,8 @@ def measure(n_clients: int, committee: int) -> tuple[dict[str, list[int]], dict[
                 c.register(t_np, [5000, 6000, 7000], 3000)
             fl.start_task(t_np)
             _models(gas, t_np, clients, " (no peer validation)")
-            w3.provider.make_request("evm_increaseTime", [700])
-            w3.provider.make_request("evm_mine", [])
+            w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [700])
+            w3.provider.make_request(RPCEndpoint("evm_mine"), [])
             fl.advance(t_np)  # aggregate -> failed: the silent committee is slashed
             gas["requestUnstake"].append(miners[0].request_unstake().gas_used)
             request(w3, "evm_increaseTime", [61])

@@ -41,9 +41,9 @@ class MinerAgent:
             return "idle"
         r = info["current_round"]
         ri = self.ledger.round_info(self.task_id, r)
-        if ri.phase == Phase.AGGREGATE and self.address in ri.committee:
-            if self.ledger.vote_of(self.task_id, r, self.address) == b"\0" * 32:
-                return self.vote(r)
+        on_duty = ri.phase == Phase.AGGREGATE and self.address in ri.committee
+        if on_duty and self.ledger.vote_of(self.task_id, r, self.address) == b"\0" * 32:
+            return self.vote(r)
         return self._advance_if_stalled(r, ri.phase)
 
     def vote(self, r: int) -> str:
