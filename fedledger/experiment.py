@@ -18,7 +18,7 @@ import json
 import math
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -27,7 +27,7 @@ import torch
 
 from fedledger.core.attacks import backdoor_target, create_attack
 from fedledger.core.data import ClientData, client_data, load_dataset
-from fedledger.core.defences import Context, Decision
+from fedledger.core.defences import Context, Decision, defence_class
 from fedledger.core.defences.base import ClientUpdate, TaskTerms
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import DPConfig, create_accountant
@@ -50,7 +50,7 @@ class ExperimentConfig:
     malicious: float = 0.0
     attack: str = "none"
     attack_kwargs: dict[str, Any] = field(default_factory=dict)
-    defence: str = "fedavg"
+    defence: str = "root-guard"
     defence_kwargs: dict[str, Any] = field(default_factory=dict)
     rounds: int = 10
     lr: float = 0.1
@@ -149,14 +149,17 @@ def malicious_ids(n_clients: int, fraction: float, seed: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(n_clients, size=m, replace=False))
 
 
-def task_terms(cfg: ExperimentConfig, n_malicious: int) -> tuple[str, TaskTerms]:
+def task_terms(cfg: ExperimentConfig, malicious: Sequence[int]) -> tuple[str, TaskTerms]:
     """The defence and what the experiment states for it, as a task states it on chain
     (`fedledger.core.protocol.rules`): ``defence_kwargs`` (a name may also carry them:
     ``krum?num_malicious=2``), plus the experiment's own attacker count where the defence takes
-    one (Krum's f, Trimmed Mean's trim) and it is not stated; top-N selection from ``select``.
+    one (Krum's f, Trimmed Mean's trim) and it is not stated, and the attackers themselves to a
+    benchmark-only defence (the oracle); top-N selection from ``select``.
     Task fields an ExperimentConfig does not have take the task's defaults (theta 0.6, w4 = w5 = 0.5)."""
     name, params = rules.parse_defence(cfg.defence)
-    params = rules.state_attackers(name, {**params, **cfg.defence_kwargs}, n_malicious)
+    params = rules.state_attackers(name, {**params, **cfg.defence_kwargs}, len(malicious))
+    if not getattr(defence_class(name), "publishable", True):  # the oracle is told who they are
+        params.setdefault("malicious", list(malicious))
     return name, TaskTerms(params=params, top_n=cfg.select)
 
 
@@ -223,7 +226,7 @@ def run_experiment(
         if k in mal_set:
             x, y = attack.poison_data(x, y, torch.Generator().manual_seed(rules.data_poison_seed(cfg.seed, k)))
         train_xy[k] = (x, y)
-    defence_name, terms = task_terms(cfg, len(mal))
+    defence_name, terms = task_terms(cfg, mal)
 
     # Test set: seeded split into the miner's part and the evaluation part.
     perm = torch.from_numpy(np.random.default_rng([cfg.seed, 0x7E57]).permutation(len(ds.y_test)))

@@ -18,6 +18,7 @@ __all__ = ["BENCHMARKS", "QUICK_ORDER", "bench"]
 # name -> (module, has run(full=...)); the older scripts only have an argparse `main()`.
 BENCHMARKS: dict[str, tuple[str, bool]] = {
     "bvfb": ("benchmarks.bvfb", True),
+    "robustness": ("benchmarks.robustness", True),
     "bpcv": ("benchmarks.bpcv", True),
     "llbcfl": ("benchmarks.llbcfl", True),
     "bcsfl": ("benchmarks.bcsfl", True),
@@ -29,7 +30,18 @@ BENCHMARKS: dict[str, tuple[str, bool]] = {
 }
 # Cheap chain/storage measurements first (they fail fast if the set-up is broken), then the
 # full-stack runs, then the ML sweeps, longest last.
-QUICK_ORDER = ["gas", "ringsig-gas", "storage", "overhead", "performance", "bcsfl", "llbcfl", "bpcv", "bvfb"]
+QUICK_ORDER = [
+    "gas",
+    "ringsig-gas",
+    "storage",
+    "overhead",
+    "performance",
+    "bcsfl",
+    "llbcfl",
+    "bpcv",
+    "bvfb",
+    "robustness",
+]
 
 
 def _runner(name: str, full: bool) -> Callable[[], object]:

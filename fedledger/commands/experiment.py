@@ -43,15 +43,17 @@ def experiment(
     attack: Annotated[
         str,
         typer.Option(
-            help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, collusive"
+            help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, "
+            "collusive, adaptive"
         ),
     ] = "none",
     defence: Annotated[
         str,
         typer.Option(
-            help="fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl, model-chain, fltrust, trust-root"
+            help="root-guard, fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl, "
+            "model-chain, fltrust, trust-root, oracle (benchmarks only: told who is malicious)"
         ),
-    ] = "fedavg",
+    ] = "root-guard",
     rounds: Annotated[int, typer.Option(help="federation rounds")] = 20,
     local_epochs: Annotated[int, typer.Option(help="local epochs per round")] = 5,
     local_steps: Annotated[int | None, typer.Option(help="local SGD steps (overrides --local-epochs)")] = None,

@@ -17,7 +17,7 @@ def simulate(
     clients: Annotated[int, typer.Option(help="data owners")] = 20,
     malicious: Annotated[float, typer.Option(help="fraction of malicious owners")] = 0.3,
     attack: Annotated[str, typer.Option(help="attack of the malicious owners")] = "label-flip",
-    defence: Annotated[str, typer.Option(help="defence (parameters as defence?k=v)")] = "bvfb",
+    defence: Annotated[str, typer.Option(help="defence (parameters as defence?k=v)")] = "root-guard",
     rounds: Annotated[int, typer.Option()] = 10,
     dataset: Annotated[str, typer.Option()] = "mnist",
     model: Annotated[str, typer.Option(help="mlp or cnn")] = "mlp",
@@ -156,11 +156,11 @@ def _print_report(report: Any) -> None:
 def demo(
     out: Annotated[Path, typer.Option(help="output directory")] = Path(".fedledger/demo"),
 ) -> None:
-    """The main job in a few minutes: 10 owners (30 % label flippers), BVFB, 3 miners, 5 rounds."""
+    """The main job in a few minutes: 10 owners (30 % label flippers), root-guard, 3 miners, 5 rounds."""
     from fedledger.core.protocol.task import TaskConfig
     from fedledger.simulate import SimConfig
 
-    task = TaskConfig(clients=10, min_clients=10, rounds=5, local_epochs=2, defence="bvfb", committee_size=3)
+    task = TaskConfig(clients=10, min_clients=10, rounds=5, local_epochs=2, defence="root-guard", committee_size=3)
     # two owners run as their own OS processes, as real data owners would
     _simulate_and_report(SimConfig(task=task, malicious=0.3, attack="label-flip", miners=3, processes=2, out_dir=out))
     sim = Path(".fedledger/simulate")

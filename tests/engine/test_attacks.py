@@ -31,6 +31,7 @@ def test_registry_names():
         "alie",
         "ipm",
         "collusive",
+        "adaptive",
     }
     assert create_attack("all-to-one").mode == "all-to-one"
     with pytest.raises(ValueError):

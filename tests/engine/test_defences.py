@@ -70,6 +70,8 @@ def test_registry():
         "model-chain",
         "fltrust",
         "trust-root",
+        "root-guard",
+        "oracle",
     }
     with pytest.raises(ValueError):
         create_defence("nope")

@@ -22,6 +22,8 @@ from fedledger.core.defences.ll_bcfl import LLBCFL as LLBCFL
 from fedledger.core.defences.median import Median as Median
 from fedledger.core.defences.model_chain import ModelChain as ModelChain
 from fedledger.core.defences.multi_krum import MultiKrum as MultiKrum
+from fedledger.core.defences.oracle import Oracle as Oracle
+from fedledger.core.defences.root_guard import RootGuard as RootGuard
 from fedledger.core.defences.trimmed_mean import TrimmedMean as TrimmedMean
 from fedledger.core.defences.trust_root import TrustRoot as TrustRoot
 
@@ -40,6 +42,8 @@ DEFENCES: dict[str, type[Defence]] = {
         ModelChain,
         FLTrust,
         TrustRoot,
+        RootGuard,
+        Oracle,
     )
 }
 
@@ -56,7 +60,8 @@ def create_defence(name: str, **kwargs: Any) -> Defence:
     """Defence registry: ``create_defence("krum", num_malicious=4)``.
 
     Names: fedavg, krum, multi-krum, median, trimmed-mean, bvfb, ll-bcfl, bpcv-fl, bcs-fl,
-    model-chain, fltrust, trust-root.
+    model-chain, fltrust, trust-root, root-guard (the default), oracle (benchmarks only: told who
+    is malicious).
     """
     return defence_class(name)(**kwargs)
 
@@ -77,6 +82,8 @@ __all__ = [
     "Median",
     "ModelChain",
     "MultiKrum",
+    "Oracle",
+    "RootGuard",
     "TrimmedMean",
     "TrustRoot",
     "create_defence",

@@ -62,7 +62,7 @@ class TaskConfig:
     commit_s: int = 120
     reveal_s: int = 120
     aggregate_s: int = 600
-    defence: str = "bvfb"
+    defence: str = "root-guard"
     theta: float = 0.6
     selection: str = "all"  # or "top-n"
     selection_n: int = 0
@@ -325,9 +325,9 @@ class TaskConfig:
         if self.dp == "none":
             return None
         return DPConfig(
-            mechanism=self.dp,
+            mechanism=self.dp,  # type: ignore[arg-type]  # validate() allows only gaussian / laplace
             max_grad_norm=self.clip,
-            noise_multiplier=self.noise_multiplier,  # type: ignore[arg-type]
+            noise_multiplier=self.noise_multiplier,
             epsilon=self.epsilon,
         )
 
