@@ -1,11 +1,11 @@
 """The in-process engine is the same engine as the chain: one federation (20 owners, 3 rounds, 4
-label flippers, top-16 selection so reputation, standby order and selection all matter) under six
+label flippers, top-16 selection so reputation, standby order and selection all matter) under seven
 defences, run by `fedledger.experiment` and by `fedledger simulate` on anvil, gives the same
 selection, accepted set, winner, reputations and global model in every round.
 
 Kept small so it runs in `make test`: the MLP on real MNIST with 5 local steps per round, one
 miner on a committee of one (what is compared is what a round decides, not consensus), and peer
-validation only for BPCV-FL, the one defence that reads it. All six share the session's anvil.
+validation only for BPCV-FL, the one defence that reads it. All seven share the session's anvil.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from fedledger.core.storage import open_store
 from fedledger.experiment import ExperimentConfig, run_experiment
 from fedledger.simulate import SimConfig, simulate
 
-DEFENCES = ["fedavg", "krum", "trimmed-mean", "fltrust", "bpcv-fl", "ll-bcfl"]
+DEFENCES = ["root-guard", "fedavg", "krum", "trimmed-mean", "fltrust", "bpcv-fl", "ll-bcfl"]
 MALICIOUS, ATTACK = 0.2, "label-flip"
 TASK = TaskConfig(
     clients=20,
