@@ -149,6 +149,33 @@ def test_submit_rejections(fl):
     assert [s.client for s in fl.submissions(t, 1)] == [c.sender]  # nothing else recorded
 
 
+def test_an_unregistered_caller_is_refused_in_every_phase(fl):
+    """Every client call finds its caller through one storage word (index and commitment): an
+    address that never registered has none, whatever it sends and in whichever phase."""
+    task = running_task(fl, n_clients=2)
+    t = task.task_id
+    stranger = fl.as_account(devnet_account(61))
+    theirs = task.model(0, 1)
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.commit_model(t, 1, model_commitment(t, 1, stranger.sender, *theirs))
+    task.commit_models(1)
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.submit_model(t, 1, *theirs)
+    task.reveal_models(1)
+    scores = task.scores()
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.commit_scores(t, 1, score_commitment(t, 1, stranger.sender, scores, b"\1" * 32))
+    task.commit_all(1)
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.reveal_scores(t, 1, scores, b"\1" * 32)
+    task.reveal_all(1)
+    assert fl.round_info(t, 1).phase == Phase.AGGREGATE
+    with pytest.raises(ContractRevert, match="NotInCommittee"):
+        stranger.propose(t, 1, proposal(task))
+    ri = fl.round_info(t, 1)
+    assert (ri.submitted, ri.committed, ri.revealed) == (0b11, 0b11, 0b11)  # nothing of the stranger's counted
+
+
 def test_a_model_is_bound_to_its_producer_a_copycat_cannot_claim_it(fl):
     """Issue 23, hole 2: a free rider re-submitting a peer's model. Models are committed before any
     is revealed, and the commitment includes the sender: a copied commitment opens for nobody else,
