@@ -43,7 +43,8 @@ def experiment(
     attack: Annotated[
         str,
         typer.Option(
-            help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, collusive"
+            help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, "
+            "copycat, collusive (parameters as a query: copycat?noise=0.01)"
         ),
     ] = "none",
     defence: Annotated[
