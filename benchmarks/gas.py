@@ -167,7 +167,7 @@ def main() -> None:
         f"**{total_np:,} gas** without (goal <= 80,000).",
         "",
         "Before, for comparison: binding models to their producers first cost 37,996 + 41,947 + 38,329 + 40,962 =",
-        "159,234 with peer validation and 37,996 + 41,947 = 79,943 without (three slots read cold per call; the",
+        "159,234 with peer validation and 37,996 + 41,947 = 79,943 without (three slots touched cold per call; the",
         "score range check read one score at a time); before the binding (one `submitModel` with the CIDs, no",
         "model commitment) it was 38,622 + 38,277 + 40,942 = 117,841 in three transactions.",
         "The last client of each phase pays more: it closes the phase (records the phase's set, new phase and",
