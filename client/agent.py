@@ -6,10 +6,16 @@ owner) and the commit salt is derived from a deterministic signature, so an agen
 point and restarted redoes exactly what it had not finished, and never acts twice (the contract
 rejects duplicates).
 
-    register -> [train -> upload -> commit model -> reveal model] -> [validate peers -> commit -> reveal] -> withdraw
+    register -> [train -> commit model -> upload -> reveal model] -> [validate peers -> commit -> reveal] -> withdraw
 
 A model is committed (a hash of its CIDs, digest and sample count, bound to this owner's address
-and a secret salt) before anyone's is revealed, so nobody can copy a model it has not seen.
+and a secret salt) before anyone's is revealed, so nobody can copy a model it has not seen; its
+CIDs are computed locally and the files uploaded only when it is revealed, after every commitment
+is in, so not even the storage network holds it before then.
+
+A copycat (attack ``copycat``) sees no model of the round before the reveals: it commits to a
+peer's commitment, then reveals the peer's revealed model as its own, exactly or plus small noise.
+The contract refuses both (the commitment names the peer), so a copycat never submits.
 """
 
 from __future__ import annotations
@@ -18,11 +24,11 @@ import logging
 import math
 import time
 from collections import OrderedDict
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import torch
 
-from fedledger.core.attacks import Attack, create_attack
+from fedledger.core.attacks import Attack, Copycat, create_attack
 from fedledger.core.chain import (
     ContractRevert,
     FedLedger,
@@ -36,6 +42,7 @@ from fedledger.core.chain import (
     score_commitment,
 )
 from fedledger.core.chain.accounts import owner_secret
+from fedledger.core.chain.transport import request
 from fedledger.core.learning.behaviour import behaviour_model
 from fedledger.core.learning.privacy import create_accountant
 from fedledger.core.learning.training import account_past_rounds, train_local
@@ -44,6 +51,7 @@ from fedledger.core.protocol import rules
 from fedledger.core.protocol.rounds import BadInput, fetch_weights, task_config
 from fedledger.core.protocol.validation import peer_score, validation_targets
 from fedledger.core.storage import Store
+from fedledger.core.storage.cid import compute_cid
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 
 log = logging.getLogger(__name__)
@@ -53,6 +61,23 @@ _RACES = {
     f"FedLedger{name}"
     for name in ("DeadlinePassed", "WrongPhase", "AlreadySubmitted", "AlreadyCommitted", "AlreadyRevealed")
 }
+
+
+@dataclass(frozen=True)
+class LocalModel:
+    """A trained model: what is committed to (CIDs, digest, samples; behaviour CID "" for none)
+    and the files behind them, uploaded when the model is revealed."""
+
+    weights_cid: str
+    digest: bytes
+    behaviour_cid: str
+    n_samples: int
+    weights: bytes
+    behaviour: bytes
+
+    @property
+    def public(self) -> tuple[str, bytes, str, int]:
+        return self.weights_cid, self.digest, self.behaviour_cid, self.n_samples
 
 
 class ClientAgent:
@@ -90,7 +115,8 @@ class ClientAgent:
             trained = len(ledger.events("ModelCommitted", taskId=task_id, client=self.address))
             account_past_rounds(self.accountant, self.dp, len(self.x), self.cfg.train_config(), trained)
         self._scores: dict[int, bytes] = {}  # round -> packed scores (a cache: recomputable)
-        self._models: dict[int, tuple[str, bytes, str, int]] = {}  # round -> uploaded model (a cache: recomputable)
+        self._models: dict[int, LocalModel] = {}  # round -> trained model (a cache: recomputable)
+        self._refused: set[int] = set()  # rounds whose copy the contract refused (copycat only)
         self._index: int | None = None  # this owner's index in the task, once registered
 
     # ---- the loop ----------------------------------------------------------------------------
@@ -129,6 +155,17 @@ class ClientAgent:
         r = info["current_round"]
         ri = self.ledger.round_info(self.task_id, r)
         bit = 1 << self._index
+        if isinstance(self.attack, Copycat):
+            if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.models_committed & bit:
+                return self._copy_commitment(r)
+            if (
+                ri.phase == Phase.SUBMIT
+                and ri.models_committed & bit
+                and not ri.submitted & bit
+                and r not in self._refused
+            ):
+                return self._copy_model(r)
+            return "idle"
         if ri.phase == Phase.TRAIN and ri.selected & bit and not ri.models_committed & bit:
             return self.train_and_commit(r) if self._may_train(r, ri) else "idle"
         if ri.phase == Phase.SUBMIT and ri.models_committed & bit and not ri.submitted & bit:
@@ -148,26 +185,29 @@ class ClientAgent:
         self.ledger.register(self.task_id, list(assessment), len(self.x))
 
     def train_and_commit(self, r: int) -> str:
-        """Train, upload, and commit to the model (revealed in the submit phase)."""
-        weights_cid, digest, behaviour_cid, n = self._model_for(r)
+        """Train and commit to the model (uploaded and revealed in the submit phase)."""
+        model = self._model_for(r)
         salt = self._secret("model salt", r)
-        commitment = model_commitment(self.task_id, r, self.address, weights_cid, digest, behaviour_cid, n, salt)
+        commitment = model_commitment(self.task_id, r, self.address, *model.public, salt)
         self.ledger.commit_model(self.task_id, r, commitment)
         return f"committed model r{r}"
 
     def submit(self, r: int) -> str:
-        """Reveal the committed model. After a restart the (seeded, deterministic) training is
-        redone, without counting its privacy spend twice."""
+        """Upload and reveal the committed model. After a restart the (seeded, deterministic)
+        training is redone, without counting its privacy spend twice."""
         if r not in self._models:
             accountant, epsilon, self.accountant = self.accountant, self.epsilon, None
             try:
                 self._models[r] = self._train(r)
             finally:
                 self.accountant, self.epsilon = accountant, epsilon
-        weights_cid, digest, behaviour_cid, n = self._models[r]
+        model = self._models[r]
+        stored = self.store.put(model.weights), self.store.put(model.behaviour) if model.behaviour_cid else ""
+        if stored != (model.weights_cid, model.behaviour_cid):
+            raise RuntimeError(f"the store named the model {stored}, not the CIDs committed to: check its CID settings")
         try:
             salt = self._secret("model salt", r)
-            self.ledger.submit_model(self.task_id, r, weights_cid, digest, behaviour_cid, n, salt)
+            self.ledger.submit_model(self.task_id, r, *model.public, salt)
         except ContractRevert as exc:
             if exc.name != "FedLedgerCommitmentMismatch":
                 raise
@@ -180,12 +220,70 @@ class ClientAgent:
             return "idle"
         return f"submitted r{r}"
 
-    def _model_for(self, r: int) -> tuple[str, bytes, str, int]:
+    def _model_for(self, r: int) -> LocalModel:
         if r not in self._models:
             self._models[r] = self._train(r)
         return self._models[r]
 
-    def _train(self, r: int) -> tuple[str, bytes, str, int]:
+    def _copy_commitment(self, r: int) -> str:
+        """Copycat, train phase: no model of the round is visible yet, only the commitments;
+        it copies the first honest peer's."""
+        theirs = [
+            e for e in self.ledger.events("ModelCommitted", taskId=self.task_id, round=r) if self._victim(e["client"])
+        ]
+        if not theirs:
+            return "idle"
+        self.ledger.commit_model(self.task_id, r, bytes(theirs[0]["commitment"]))
+        return f"committed model r{r}"
+
+    def _copy_model(self, r: int) -> str:
+        """Copycat, submit phase: reveals the first honest peer's revealed model as its own,
+        exactly (the peer's CIDs, digest and salt, read from its reveal), or plus small noise
+        under its own name. The contract refuses both: the copied commitment names the peer."""
+        theirs = [s for s in self.ledger.submissions(self.task_id, r) if self._victim(s.client)]
+        if not theirs:
+            return "idle"
+        victim = theirs[0]
+        assert isinstance(self.attack, Copycat)
+        if self.attack.noise == 0:
+            tx = request(self.ledger.w3, "eth_getTransactionByHash", [victim.tx_hash])
+            decoded = self.ledger.decode_input(tx["input"])
+            salt = bytes(decoded[1]["salt"]) if decoded else self._secret("model salt", r)
+            reveal = (victim.weights_cid, victim.digest, victim.behaviour_cid, victim.n_samples, salt)
+        else:
+            cid, digest = self.ledger.global_model(self.task_id)
+            global_w, _ = fetch_weights(self.store, cid, digest, expected=None)
+            weights, _ = fetch_weights(self.store, victim.weights_cid, victim.digest, expected=None)
+            update = OrderedDict((k, weights[k] - global_w[k]) for k in global_w)
+            gen = torch.Generator().manual_seed(rules.weights_poison_seed(self.cfg.seed, r, self.k))
+            copy = self.attack.poison_weights(global_w, weights, honest_updates=[update], gen=gen)
+            pace = behaviour_model(global_w, copy, self.cfg.lr, 1).pace
+            meta = WeightsMeta(model_spec=self.cfg.model_spec(), task=str(self.task_id), round=r, producer=self.address)
+            data = dumps(copy, meta)
+            reveal = (
+                self.store.put(data),
+                bytes.fromhex(sha256_hex(data)),
+                self.store.put(dumps(pace, meta)),
+                victim.n_samples,
+                self._secret("model salt", r),
+            )
+        try:
+            self.ledger.submit_model(self.task_id, r, *reveal)
+        except ContractRevert as exc:
+            if exc.name != "FedLedgerCommitmentMismatch":
+                raise
+            log.warning(
+                "client %d: the contract refused the copy of client %d's model in round %d", self.k, victim.index, r
+            )
+            self._refused.add(r)
+            return f"copy refused r{r}"
+        return f"submitted r{r}"
+
+    def _victim(self, client: str) -> bool:
+        """An honest peer: neither this owner nor an accomplice."""
+        return client.lower() != self.address.lower() and client.lower() not in self.accomplices
+
+    def _train(self, r: int) -> LocalModel:
         cid, digest = self.ledger.global_model(self.task_id)
         global_w, _ = fetch_weights(self.store, cid, digest, expected=None)
         cfg = self.cfg.train_config()
@@ -213,10 +311,10 @@ class ClientAgent:
         )
         pace = behaviour_model(global_w, weights, self.cfg.lr, steps).pace
         meta = WeightsMeta(model_spec=self.cfg.model_spec(), task=str(self.task_id), round=r, producer=self.address)
-        data = dumps(weights, meta)
-        weights_cid = self.store.put(data)
-        behaviour_cid = self.store.put(dumps(pace, meta))
-        return weights_cid, bytes.fromhex(sha256_hex(data)), behaviour_cid, len(self.x)
+        data, behaviour = dumps(weights, meta), dumps(pace, meta)
+        return LocalModel(
+            compute_cid(data), bytes.fromhex(sha256_hex(data)), compute_cid(behaviour), len(self.x), data, behaviour
+        )
 
     # ---- helpers -----------------------------------------------------------------------------
     def _may_train(self, r: int, ri) -> bool:

@@ -13,8 +13,8 @@ abstract contract ClientRegistry is TaskEscrow {
     uint256 public constant MAX_CLIENTS = 127;
     /// @notice Reputation fixed point: REP_SCALE is 1.0.
     uint32 public constant REP_SCALE = 1_000_000;
-    /// @dev Commitment slots start non-zero, so a commit is a cheap non-zero to non-zero write.
-    bytes32 internal constant _NO_COMMITMENT = bytes32(uint256(1));
+    /// @dev Low 16 bits of a `_members` word: the registration index + 1 (never 0 once registered).
+    uint256 internal constant _INDEX_MASK = 0xffff;
 
     struct ClientInfo {
         uint16 index1; // registration index + 1; 0 = not registered
@@ -26,8 +26,12 @@ abstract contract ClientRegistry is TaskEscrow {
 
     mapping(uint256 => address[]) internal _clients;
     mapping(uint256 => mapping(address => ClientInfo)) internal _clientInfo;
-    /// @dev Per task and client, reused every round: the commitment includes the round number.
-    mapping(uint256 => mapping(address => bytes32)) internal _commitments;
+    /// @dev Per task and client, the one word a round call reads: the registration index + 1 in
+    /// the low 16 bits, the client's latest commitment (to its model, then to its scores; the round
+    /// number is inside) in the high 240. Truncating a keccak commitment to 240 bits leaves ~2^120
+    /// work to find a second opening. Non-zero from registration on, so a commit is a cheap
+    /// non-zero to non-zero write, and it shares the read that finds the caller's bit.
+    mapping(uint256 => mapping(address => uint256)) internal _members;
 
     /// @notice Emitted when `client` registers for `taskId` as client number `index`.
     event ClientRegistered(
@@ -76,7 +80,7 @@ abstract contract ClientRegistry is TaskEscrow {
             selfScoreBps: score,
             registeredAt: uint64(block.timestamp)
         });
-        _commitments[taskId][msg.sender] = _NO_COMMITMENT;
+        _members[taskId][msg.sender] = list.length;
         emit ClientRegistered(taskId, msg.sender, uint16(list.length - 1), nSamples, selfAssessment, reputation);
     }
 
@@ -101,12 +105,6 @@ abstract contract ClientRegistry is TaskEscrow {
         for (uint256 i = 0; i < list.length; ++i) {
             reps[i] = _clientInfo[taskId][list[i]].reputation;
         }
-    }
-
-    function _indexOf(uint256 taskId, address client) internal view returns (uint256) {
-        uint16 index1 = _clientInfo[taskId][client].index1;
-        if (index1 == 0) revert FedLedgerNotRegistered(taskId, client);
-        return index1 - 1;
     }
 
     /// @dev Bitmap of all registered clients.

@@ -29,6 +29,10 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// @notice Share of a committee member's stake taken when it votes against the finalised
     /// proposal, or does not vote in a round that fails for lack of quorum.
     uint256 public constant SLASH_BPS = 1000;
+    /// @dev 16-bit lanes of a score word: top bits, low 15 bits, and 0x7fff - 10000 in each.
+    uint256 private constant _LANES_HIGH = 0x8000800080008000800080008000800080008000800080008000800080008000;
+    uint256 private constant _LANES_LOW = 0x7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff7fff;
+    uint256 private constant _LANES_BIAS = 0x58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef58ef;
 
     /// @notice Why a round failed (see {RoundFailed}).
     enum FailReason {
@@ -202,14 +206,14 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// nSamples, salt)`. Emits a {ModelCommitted} event.
     function commitModel(uint256 taskId, uint32 round, bytes32 commitment) external {
         Round storage r = _openPhase(taskId, round, Phase.Train);
-        uint128 bit = _bit(taskId);
+        (uint256 word, uint128 bit) = _member(taskId);
         if (r.pending & bit == 0) {
             if (r.selected & bit == 0) revert FedLedgerNotSelected(taskId, round, msg.sender);
             revert FedLedgerAlreadyCommitted(taskId, round, msg.sender);
         }
-        if (commitment == bytes32(0)) revert FedLedgerInvalidSubmission();
+        if (uint256(commitment) <= _INDEX_MASK) revert FedLedgerInvalidSubmission(); // nothing left in 240 bits
         r.pending &= ~bit;
-        _commitments[taskId][msg.sender] = commitment;
+        _members[taskId][msg.sender] = (uint256(commitment) & ~_INDEX_MASK) | (word & _INDEX_MASK);
         emit ModelCommitted(taskId, round, msg.sender, commitment);
         if (r.pending == 0) _closeTrain(taskId, round, _tasks[taskId], r);
     }
@@ -232,14 +236,14 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
         bytes32 salt
     ) external {
         Round storage r = _openPhase(taskId, round, Phase.Submit);
-        uint128 bit = _bit(taskId);
+        (uint256 word, uint128 bit) = _member(taskId);
         if (r.pending & bit == 0) {
             if (r.modelsCommitted & bit == 0) revert FedLedgerNotCommitted(taskId, round, msg.sender);
             revert FedLedgerAlreadySubmitted(taskId, round, msg.sender);
         }
         if (bytes(weightsCID).length == 0 || digest == bytes32(0) || nSamples == 0) revert FedLedgerInvalidSubmission();
         bytes32 c = modelCommitment(taskId, round, msg.sender, weightsCID, digest, behaviourCID, nSamples, salt);
-        if (c != _commitments[taskId][msg.sender]) revert FedLedgerCommitmentMismatch(taskId, round, msg.sender);
+        if ((uint256(c) ^ word) > _INDEX_MASK) revert FedLedgerCommitmentMismatch(taskId, round, msg.sender);
         r.pending &= ~bit;
         emit ModelSubmitted(taskId, round, msg.sender, weightsCID, digest, behaviourCID, nSamples);
         if (r.pending == 0) _closeSubmit(taskId, round, _tasks[taskId], r);
@@ -251,13 +255,13 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// @param commitment `scoreCommitment(taskId, round, caller, scores, salt)`.
     function commitScores(uint256 taskId, uint32 round, bytes32 commitment) external {
         Round storage r = _openPhase(taskId, round, Phase.Commit);
-        uint128 bit = _bit(taskId);
+        (uint256 word, uint128 bit) = _member(taskId);
         if (r.pending & bit == 0) {
             if (r.submitted & bit == 0) revert FedLedgerNotASubmitter(taskId, round, msg.sender);
             revert FedLedgerAlreadyCommitted(taskId, round, msg.sender);
         }
         r.pending &= ~bit;
-        _commitments[taskId][msg.sender] = commitment;
+        _members[taskId][msg.sender] = (uint256(commitment) & ~_INDEX_MASK) | (word & _INDEX_MASK);
         emit ScoresCommitted(taskId, round, msg.sender, commitment);
         if (r.pending == 0) _closeCommit(taskId, round, _tasks[taskId], r);
     }
@@ -270,13 +274,13 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
     /// @param salt The secret salt of the commitment.
     function revealScores(uint256 taskId, uint32 round, bytes calldata scores, bytes32 salt) external {
         Round storage r = _openPhase(taskId, round, Phase.Reveal);
-        uint128 bit = _bit(taskId);
+        (uint256 word, uint128 bit) = _member(taskId);
         if (r.pending & bit == 0) {
             if (r.committed & bit == 0) revert FedLedgerNotCommitted(taskId, round, msg.sender);
             revert FedLedgerAlreadyRevealed(taskId, round, msg.sender);
         }
         _checkScores(scores, r.nClients);
-        if (scoreCommitment(taskId, round, msg.sender, scores, salt) != _commitments[taskId][msg.sender]) {
+        if ((uint256(scoreCommitment(taskId, round, msg.sender, scores, salt)) ^ word) > _INDEX_MASK) {
             revert FedLedgerCommitmentMismatch(taskId, round, msg.sender);
         }
         r.pending &= ~bit;
@@ -438,8 +442,11 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
         if (block.timestamp > r.deadline) revert FedLedgerDeadlinePassed(taskId, round, r.deadline);
     }
 
-    function _bit(uint256 taskId) private view returns (uint128) {
-        return uint128(uint256(1) << _indexOf(taskId, msg.sender));
+    /// @dev The caller's `_members` word (commitment and index) and its bit in the round's sets.
+    function _member(uint256 taskId) private view returns (uint256 word, uint128 bit) {
+        word = _members[taskId][msg.sender];
+        if (word == 0) revert FedLedgerNotRegistered(taskId, msg.sender);
+        bit = uint128(uint256(1) << ((word & _INDEX_MASK) - 1));
     }
 
     function _setPhase(uint256 taskId, uint32 round, Round storage r, Phase phase, uint32 duration) private {
@@ -601,7 +608,9 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
 
     function _checkScores(bytes calldata scores, uint256 nClients) private pure {
         if (scores.length != 2 * nClients) revert FedLedgerInvalidScores(2 * nClients, scores.length);
-        // One calldataload per 16 scores instead of two bounds-checked byte reads per score.
+        // 16 scores per calldata word, checked at once (SWAR): a 16-bit lane x is above 10000 iff
+        // its top bit is set or (x & 0x7fff) + (0x7fff - 10000) carries into it; the sum stays
+        // below 2^16, so no lane spills into the next.
         uint256 offset;
         assembly ("memory-safe") {
             offset := scores.offset
@@ -611,9 +620,10 @@ abstract contract RoundProtocol is ClientRegistry, MinerStaking {
             assembly ("memory-safe") {
                 word := calldataload(add(offset, i))
             }
-            uint256 n = scores.length - i < 32 ? (scores.length - i) / 2 : 16;
-            for (uint256 k = 0; k < n; ++k) {
-                if ((word >> (240 - 16 * k)) & 0xffff > 10000) revert FedLedgerInvalidScores(2 * nClients, scores.length);
+            uint256 left = scores.length - i;
+            if (left < 32) word &= ~(type(uint256).max >> (8 * left)); // the bytes after the scores
+            if ((word | ((word & _LANES_LOW) + _LANES_BIAS)) & _LANES_HIGH != 0) {
+                revert FedLedgerInvalidScores(2 * nClients, scores.length);
             }
         }
     }

@@ -96,6 +96,7 @@ class RoundResult:
     seconds: float
     winner: int | None = None
     reputations: list[int] = field(default_factory=list)  # after the round, fixed point (REP_SCALE = 1.0)
+    copies: list[int] = field(default_factory=list)  # rejected: a copy of an earlier committer's model
 
 
 @dataclass
@@ -167,6 +168,27 @@ def _dp_mechanism(name: str) -> Literal["gaussian", "laplace"]:
     if name not in ("gaussian", "laplace"):
         raise ValueError(f"unknown DP mechanism {name!r} (gaussian, laplace)")
     return "gaussian" if name == "gaussian" else "laplace"
+
+
+def _copies(updates: list[ClientUpdate], commit_order: list[int], global_w: StateDict) -> set[int]:
+    """The owners whose model copies an earlier committer's (`rules.copied_from`), as the miners
+    reject them. Commitment order: the honest owners, then the attackers (an attacker that copies
+    or needs the honest updates commits after them, as it must on chain)."""
+    by_id = {u.client_id: u for u in updates}
+    kept: list[tuple[int, StateDict, StateDict | None]] = []
+    copies = set()
+    for k in commit_order:
+        u = by_id[k]
+        delta = OrderedDict(
+            (key, u.weights[key].double() - global_w[key].double())
+            for key in global_w
+            if u.weights[key].is_floating_point()
+        )
+        if rules.copied_from(delta, u.pace, kept) is None:
+            kept.append((k, delta, u.pace))
+        else:
+            copies.add(k)
+    return copies
 
 
 def run_experiment(
@@ -297,6 +319,8 @@ def run_experiment(
         for k in participants:
             pace = behaviour_model(global_w, weights[k], cfg.lr, steps[k]).pace
             updates.append(ClientUpdate(k, weights[k], len(train_xy[k][0]), pace=pace, loss=losses.get(k)))
+        copies = _copies(updates, honest + bad, global_w)
+        updates = [u for u in updates if u.client_id not in copies]
 
         peer_scores: dict[int, dict[int, int]] = {}
         if needs_peer:
@@ -307,6 +331,10 @@ def run_experiment(
                 if v in mal_set:
                     s = attack.poison_scores(s, self_id=v, accomplices=mal_set)
                 peer_scores[v] = s
+            # as the miners count them: neither from nor for a rejected copy
+            peer_scores = {
+                v: {t: x for t, x in s.items() if t not in copies} for v, s in peer_scores.items() if v not in copies
+            }
 
         ctx = Context(
             round=r,
@@ -364,6 +392,7 @@ def run_experiment(
             seconds=time.perf_counter() - t0,
             winner=close.winner,
             reputations=list(reps),
+            copies=sorted(copies),
         )
         results.append(rr)
         if progress is not None:

@@ -44,7 +44,7 @@ def experiment(
         str,
         typer.Option(
             help="none, label-flip, all-to-one, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm, "
-            "collusive, adaptive"
+            "copycat, collusive, adaptive (parameters as a query: copycat?noise=0.01)"
         ),
     ] = "none",
     defence: Annotated[

@@ -7,8 +7,10 @@ model replacement (Bagdasaryan et al., "How To Backdoor Federated Learning", AIS
 riding (Lin et al., 2019), ALIE (Baruch et al., "A Little Is Enough", NeurIPS 2019) and IPM
 (Xie et al., "Fall of Empires: Breaking Byzantine-tolerant SGD by Inner Product Manipulation",
 UAI 2019); ALIE and IPM are omniscient: they receive the round's honest updates. ``adaptive``
-knows root-guard's rule and scales a label-flipping step to sit just inside it. Validation
-poisoning: collusive peer scores (high to accomplices, low to honest peers).
+knows root-guard's rule and scales a label-flipping step to sit just inside it. Copying: a
+copycat re-submits an honest peer's model of the round, or a copy plus small noise, to be credited
+for work it did not do. Validation poisoning: collusive peer scores (high to accomplices, low to
+honest peers).
 
 Every attack is one class with three hooks (identity by default), so the runner and the agents
 apply any of them the same way::
@@ -25,6 +27,7 @@ import math
 from collections import OrderedDict
 from statistics import NormalDist
 from typing import Any, ClassVar
+from urllib.parse import parse_qsl
 
 import torch
 
@@ -36,6 +39,7 @@ __all__ = [
     "Attack",
     "Backdoor",
     "Collusive",
+    "Copycat",
     "FreeRider",
     "GaussianNoise",
     "IPM",
@@ -325,6 +329,41 @@ class IPM(Attack):
         return _plus(global_weights, d)
 
 
+class Copycat(Attack):
+    """Copycat: no training; re-submits an honest peer's update of the round (the victim drawn
+    from ``gen``), disguised with Gaussian noise of ``noise`` times the update's RMS per tensor
+    (0: an exact copy). Omniscient in the engine; an agent only sees the models revealed on chain."""
+
+    name = "copycat"
+    trains = False
+    needs_honest_updates = True
+
+    def __init__(self, *, noise: float = 0.0) -> None:
+        if noise < 0:
+            raise ValueError("noise must be >= 0")
+        self.noise = noise
+
+    def poison_weights(
+        self,
+        global_weights: StateDict,
+        weights: StateDict,
+        *,
+        honest_updates: list[StateDict] | None = None,
+        gen: torch.Generator | None = None,
+    ) -> StateDict:
+        if not honest_updates:
+            raise ValueError("a copycat needs a peer's update to copy")
+        victim = honest_updates[int(torch.randint(len(honest_updates), (1,), generator=gen))]
+        d = {}
+        for k, v in global_weights.items():
+            u = victim[k]
+            if v.is_floating_point() and self.noise > 0:
+                rms = float(u.double().pow(2).mean().sqrt())
+                u = u + self.noise * rms * torch.randn(u.shape, generator=gen)
+            d[k] = u
+        return _plus(global_weights, d)
+
+
 class Collusive(Attack):
     """Collusive peer validation: ``high`` to accomplices, ``low`` to honest peers.
 
@@ -469,6 +508,7 @@ ATTACKS: dict[str, type[Attack]] = {
         FreeRider,
         LittleIsEnough,
         IPM,
+        Copycat,
         Collusive,
         Adaptive,
     )
@@ -479,9 +519,12 @@ def create_attack(name: str | None, **kwargs: Any) -> Attack:
     """Attack registry: ``create_attack("backdoor", target=0, poison_fraction=0.5)``.
 
     Names: none, label-flip, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm,
-    collusive, adaptive. ``"all-to-one"`` is a shortcut for ``label-flip`` with ``mode="all-to-one"``.
+    copycat, collusive, adaptive. ``"all-to-one"`` is a shortcut for ``label-flip`` with ``mode="all-to-one"``.
     """
-    key = (name or "none").lower().replace("_", "-")
+    name, _, query = (name or "none").partition("?")
+    for k, v in parse_qsl(query):  # "copycat?noise=0.01": what a command line or an agent passes
+        kwargs.setdefault(k, _number(v))
+    key = name.lower().replace("_", "-")
     if key == "all-to-one":
         return LabelFlip(mode="all-to-one", **kwargs)
     try:
@@ -489,6 +532,15 @@ def create_attack(name: str | None, **kwargs: Any) -> Attack:
     except KeyError:
         raise ValueError(f"unknown attack {name!r} ({', '.join(ATTACKS)})") from None
     return cls(**kwargs)
+
+
+def _number(v: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(v)
+        except ValueError:
+            pass
+    return v
 
 
 def backdoor_target(attack: Attack) -> int | None:

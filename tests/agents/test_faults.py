@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from fedledger.client.agent import LocalModel
 from fedledger.core.chain import Phase, Proposal, TaskStatus, devnet_account
 from fedledger.core.protocol.rounds import fetch_weights, reputations_before
 from fedledger.core.storage import open_store
+from fedledger.core.storage.cid import compute_cid
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 from tests.agents.harness import CLIENT0, MINER0, drive, kill, small_task, spawn, start
 
@@ -147,7 +149,7 @@ def test_a_miner_killed_and_restarted_resumes_without_voting_twice(devnet, w3, d
 def _bad_submitter(agent, kind: str):
     """Make a client upload something bad in place of its trained model."""
 
-    def train(r: int) -> tuple[str, bytes, str, int]:
+    def train(r: int) -> LocalModel:
         cid, digest = agent.ledger.global_model(agent.task_id)
         w, _ = fetch_weights(agent.store, cid, digest, expected=None)
         meta = WeightsMeta(model_spec=agent.cfg.model_spec(), task=str(agent.task_id), round=r, producer=agent.address)
@@ -162,7 +164,7 @@ def _bad_submitter(agent, kind: str):
         else:  # a pickle, as torch.save would write: must never be unpickled
             data = pickle.dumps({k: v.numpy() for k, v in w.items()})
             digest = bytes.fromhex(sha256_hex(data))
-        return agent.store.put(data), digest, "", len(agent.x)
+        return LocalModel(compute_cid(data), digest, "", len(agent.x), data, b"")
 
     agent._train = train
 
@@ -259,3 +261,45 @@ def test_a_client_too_late_for_a_phase_waits_instead_of_failing(devnet, w3, depl
         jump=61,
     )
     assert fl.round_info(task_id, 1).phase == Phase.FINALISED  # the miner advanced; the round went on
+
+
+def test_an_owner_killed_between_commit_and_reveal_still_reveals(devnet, w3, deployed, tmp_path: Path):
+    """Agents are thin loops over chain state: an owner process killed after it committed to its
+    model, and started again, retrains the same model (seeded), uploads it and reveals it. Until
+    the reveal no committed model is in the store (uploaded only after every commitment is in)."""
+    fl, manifest = deployed
+    spec = f"embedded:{tmp_path / 'store'}"
+    store = open_store(spec)
+    cfg = small_task(rounds=2, train_s=900)  # no deadline while the process starts on a busy box
+    task_id, req, clients, miners = start(fl, store, cfg, skip_clients=(0,))
+    owner0 = devnet_account(CLIENT0).address
+    args = ["client", "run", "--task", str(task_id), "--data-owner", "0", "--rpc", devnet.rpc_url]
+    args += ["--manifest", str(manifest), "--store", spec, "--account", str(CLIENT0)]
+    proc = spawn(args, tmp_path / "c0.log")
+    try:
+        drive([clients[1], clients[2]], lambda: len(fl.clients(task_id)) == 3, timeout=120)
+        # owner 2 holds round 1's training open, so the process cannot get past its commitment
+        drive(
+            [req, clients[1], *miners],
+            lambda: all(
+                fl.events("ModelCommitted", taskId=task_id, round=1, client=a) for a in (owner0, clients[1].address)
+            ),
+            timeout=180,
+        )
+        kill(proc)
+        assert fl.round_info(task_id, 1).phase == Phase.TRAIN
+        assert not store.has(clients[1]._models[1].weights_cid)  # committed, not yet uploaded
+        proc = spawn(args, tmp_path / "c0-restarted.log")
+        drive(
+            [req, *clients.values(), *miners],
+            lambda: fl.task_info(task_id)["status"] == TaskStatus.FINISHED,
+            timeout=300,
+        )
+    finally:
+        if proc.poll() is None:
+            kill(proc)
+    for r in (1, 2):
+        ri = fl.round_info(task_id, r)
+        assert ri.phase == Phase.FINALISED and ri.submitted == 0b111  # the restarted owner revealed
+        assert len(fl.events("ModelCommitted", taskId=task_id, round=r, client=owner0)) == 1  # once per round
+    assert "CommitmentMismatch" not in (tmp_path / "c0-restarted.log").read_text()

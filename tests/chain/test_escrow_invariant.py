@@ -25,13 +25,13 @@ from fedledger.deploy.deployer import deploy
 from tests.chain.helpers import CID, ETH, digest, increase_time, spec
 
 CLIENTS = [1, 2, 3, 4]
-MINERS = [150, 151, 152]
+MINERS = [150, 151, 152, 153]
 EVERYONE = [0, *CLIENTS, *MINERS]
 
 
 def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
     accounts = {i: devnet_account(i) for i in EVERYONE}
-    finalised = []
+    finalised, slashed = [], []
 
     class Ledger(RuleBasedStateMachine):
         def __init__(self) -> None:
@@ -49,8 +49,8 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
         def _task(self, k: int) -> int:
             return 1 + k % max(self.fl.task_count(), 1)
 
-        @rule(rounds=st.integers(1, 3), reward=st.integers(0, 3))
-        def publish(self, rounds, reward):
+        @rule(rounds=st.integers(1, 3), reward=st.integers(0, 3), committee=st.sampled_from([1, 1, 4]))
+        def publish(self, rounds, reward, committee=1):
             s = spec(
                 rounds=rounds,
                 min_clients=1,
@@ -61,7 +61,10 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
                 aggregate_duration=50,
             )
             self.fl.publish_task(
-                s, Mechanism(committee_size=1, client_share_bps=5000, winner_share_bps=1000, committee_share_bps=3000)
+                s,
+                Mechanism(
+                    committee_size=committee, client_share_bps=5000, winner_share_bps=1000, committee_share_bps=3000
+                ),
             )
 
         @initialize()
@@ -72,6 +75,16 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
                 self.register(0, c)
             self.stake(MINERS[0], 1)
             self.fl.start_task(1)
+            # and one with a committee of 4, where a dissenting member is slashed (3 of 4 finalise)
+            self.publish(rounds=2, reward=3, committee=4)
+            for c in CLIENTS[:3]:
+                self.register(1, c)
+            for m in MINERS[1:]:
+                self.stake(m, 1)
+            self.fl.start_task(2)
+            before = len(slashed)
+            self.play_round(k=1, vote="dissent")  # every run finalises 3 of 4 votes and slashes the dissenter
+            assert len(slashed) == before + 1
 
         @rule(k=st.integers(0, 5), who=st.sampled_from(EVERYONE))
         def cancel(self, k, who):
@@ -101,9 +114,16 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
         def start(self, k, who):
             self._try(self.as_[who].start_task, self._task(k))
 
-        @rule(k=st.integers(0, 5), vote=st.sampled_from([True, True, True, False]))
-        def play_round(self, k, vote=True):
-            """Every client submits, commits, reveals; the committee proposes the full set."""
+        @rule(
+            k=st.integers(0, 5),
+            vote=st.sampled_from(["all", "all", "dissent", "silent"]),
+            copycat=st.booleans(),
+        )
+        def play_round(self, k, vote="all", copycat=False):
+            """Every client submits, commits, reveals; the committee proposes the full set. A
+            copycat commits to the first client's commitment and tries to reveal its model (the
+            contract refuses it); a dissenting member votes for another result first; a silent
+            committee lets the round fail at its deadline."""
             if self.fl.task_count() == 0:
                 return
             t = self._task(k)
@@ -114,9 +134,10 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
             clients = self.fl.clients(t)
             idx = {self.as_[c].sender: c for c in CLIENTS}
             model = (CID, digest(1), CID, 10, b"\2" * 32)
-            for a in clients:
+            for k, a in enumerate(clients):
                 c = self.as_[idx[a]]
-                self._try(c.commit_model, t, r, model_commitment(t, r, c.sender, *model))
+                first = self.as_[idx[clients[0]]].sender if copycat and k > 0 else c.sender
+                self._try(c.commit_model, t, r, model_commitment(t, r, first, *model))
             for a in clients:
                 self._try(self.as_[idx[a]].submit_model, t, r, *model)
             rinfo = self.fl.round_info(t, r)
@@ -139,17 +160,28 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
                 rinfo.selected or 1,
             )
             miners = {self.as_[m].sender: m for m in MINERS}
-            if not vote:  # the committee stays silent: failing the round at its deadline slashes it
+            if vote == "silent":  # failing the round at its deadline slashes the committee
                 return
-            for member in rinfo.committee:
+            committee = list(rinfo.committee)
+            dissenter = committee.pop() if vote == "dissent" and len(committee) > 1 else None
+            if dissenter is not None:
+                other = Proposal(CID, digest(3), p.accepted, p.reputations, p.winner, p.next_selection)
+                self._try(self.as_[miners[dissenter]].propose, t, r, other)
+            for member in committee:
                 self._try(self.as_[miners[member]].propose, t, r, p)
             if self.fl.round_info(t, r).phase == Phase.FINALISED:
                 finalised.append((t, r))
+                cut = self.fl.events("MinerSlashed", from_block=self.start_block, taskId=t, round=r)
+                assert [e["miner"] for e in cut] == ([dissenter] if dissenter else [])
+                slashed.extend(cut)
 
         @rule(k=st.integers(0, 5), seconds=st.sampled_from([10, 60, 200, 8 * 86400]))
         def wait_and_advance(self, k, seconds):
             increase_time(w3, seconds)
             self._try(self.fl.advance, self._task(k))
+
+        def teardown(self):
+            slashed.extend(self.fl.events("MinerSlashed", from_block=self.start_block))
 
         @rule(who=st.sampled_from(EVERYONE))
         def withdraw(self, who):
@@ -179,3 +211,4 @@ def test_random_call_sequences_keep_the_escrow_invariant(w3, tmp_path: Path):
         ),
     )
     assert finalised, "no run reached a finalised round: the payout paths were not exercised"
+    assert slashed, "no run slashed a committee member: the slashing path was not exercised"

@@ -149,6 +149,33 @@ def test_submit_rejections(fl):
     assert [s.client for s in fl.submissions(t, 1)] == [c.sender]  # nothing else recorded
 
 
+def test_an_unregistered_caller_is_refused_in_every_phase(fl):
+    """Every client call finds its caller through one storage word (index and commitment): an
+    address that never registered has none, whatever it sends and in whichever phase."""
+    task = running_task(fl, n_clients=2)
+    t = task.task_id
+    stranger = fl.as_account(devnet_account(61))
+    theirs = task.model(0, 1)
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.commit_model(t, 1, model_commitment(t, 1, stranger.sender, *theirs))
+    task.commit_models(1)
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.submit_model(t, 1, *theirs)
+    task.reveal_models(1)
+    scores = task.scores()
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.commit_scores(t, 1, score_commitment(t, 1, stranger.sender, scores, b"\1" * 32))
+    task.commit_all(1)
+    with pytest.raises(ContractRevert, match="NotRegistered"):
+        stranger.reveal_scores(t, 1, scores, b"\1" * 32)
+    task.reveal_all(1)
+    assert fl.round_info(t, 1).phase == Phase.AGGREGATE
+    with pytest.raises(ContractRevert, match="NotInCommittee"):
+        stranger.propose(t, 1, proposal(task))
+    ri = fl.round_info(t, 1)
+    assert (ri.submitted, ri.committed, ri.revealed) == (0b11, 0b11, 0b11)  # nothing of the stranger's counted
+
+
 def test_a_model_is_bound_to_its_producer_a_copycat_cannot_claim_it(fl):
     """Issue 23, hole 2: a free rider re-submitting a peer's model. Models are committed before any
     is revealed, and the commitment includes the sender: a copied commitment opens for nobody else,
@@ -223,6 +250,34 @@ def test_out_of_range_scores_are_rejected_even_when_committed(fl):
     task.commit_all(1, who=[1])
     with pytest.raises(ContractRevert, match="InvalidScores"):
         c.reveal_scores(t, 1, bad, b"\3" * 32)
+
+
+def test_every_score_lane_is_range_checked_across_calldata_words(fl):
+    """The contract checks 16 scores per calldata word at once: 10000 passes in every position,
+    10001 and 65535 fail in the first and last lane of each word, and the bytes after the last
+    score (the salt) never count as scores."""
+    task = running_task(fl, n_clients=18)  # 36 bytes of scores: one full word and 2 lanes of the next
+    t = task.task_id
+    task.submit_all(1)
+    bad = [(0, 10001), (15, 10001), (16, 65535), (17, 10001), (17, 0x8000)]
+    vectors = [[10000] * 18 for _ in bad] + [[10000] * 18]
+    for v, (pos, value) in zip(vectors, bad, strict=False):
+        v[pos] = value
+    salt = b"\xff" * 32  # all lanes of 0xffff right after the scores
+
+    def packed(v):  # encode_scores refuses out-of-range scores: pack by hand
+        return b"".join(x.to_bytes(2, "big") for x in v)
+
+    for i, v in enumerate(vectors):
+        c = task.clients[i]
+        c.commit_scores(t, 1, score_commitment(t, 1, c.sender, packed(v), salt))
+    task.commit_all(1, who=list(range(len(vectors), 18)))
+    assert fl.round_info(t, 1).phase == Phase.REVEAL
+    for i, v in enumerate(vectors[:-1]):
+        with pytest.raises(ContractRevert, match="InvalidScores"):
+            task.clients[i].reveal_scores(t, 1, packed(v), salt)
+    task.clients[len(bad)].reveal_scores(t, 1, packed(vectors[-1]), salt)
+    assert fl.revealed_scores(t, 1)[len(bad)] == [10000] * 18
 
 
 def test_votes_need_committee_membership_once_and_a_consistent_proposal(fl):

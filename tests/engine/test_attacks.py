@@ -30,6 +30,7 @@ def test_registry_names():
         "free-rider",
         "alie",
         "ipm",
+        "copycat",
         "collusive",
         "adaptive",
     }

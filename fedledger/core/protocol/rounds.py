@@ -18,6 +18,7 @@ from fedledger.core.chain import FedLedger
 from fedledger.core.chain.binding import load_abi
 from fedledger.core.defences import ClientUpdate
 from fedledger.core.models import StateDict
+from fedledger.core.protocol import rules
 from fedledger.core.protocol.task import TaskConfig
 from fedledger.core.storage import StorageError, Store
 from fedledger.core.storage.errors import DaemonUnavailable
@@ -177,19 +178,13 @@ def reputations_before(ledger: FedLedger, task_id: int, round_: int, opened_bloc
     return reps
 
 
-#: A submission whose update (weights minus the round's global model), or behaviour model, lies
-#: within this relative L2 distance of an earlier committer's is a copy (a re-serialised copy, or a
-#: copy plus small noise); honest owners training on their own data are far apart (> 0.2).
-NEAR_DUPLICATE = 0.05
-
-
 def load_updates(
     ledger: FedLedger, store: Store, task_id: int, round_: int, global_w: StateDict
 ) -> tuple[list[ClientUpdate], dict[int, str]]:
     """Every submission of the round as a ClientUpdate; bad ones go to `rejected` with the reason.
 
     A model is bound to its producer: its weights' (and behaviour model's) metadata must name the
-    submitting address, and a model that duplicates, exactly or nearly (`NEAR_DUPLICATE`), the
+    submitting address, and a model that duplicates, exactly or nearly (`rules.copied_from`), the
     model of an owner that committed earlier is rejected: the earlier committer keeps it. The
     commitment order is on chain (`ModelCommitted`), and nobody can commit to a model before its
     owner reveals it, so the first committer of a model is its producer."""
@@ -213,10 +208,9 @@ def load_updates(
             delta = OrderedDict(
                 (k, weights[k].double() - global_w[k].double()) for k in global_w if weights[k].is_floating_point()
             )
-            for index, other_delta, other_pace in kept:
-                same_pace = pace is not None and other_pace is not None and _near(pace, other_pace)
-                if same_pace or _near(delta, other_delta):
-                    raise BadInput(f"model duplicates client {index}'s, committed earlier")
+            original = rules.copied_from(delta, pace, kept)
+            if original is not None:
+                raise BadInput(f"model duplicates client {original}'s, committed earlier")
             kept.append((s.index, delta, pace))
             model = OrderedDict((k, weights[k]) for k in global_w)
             updates.append(ClientUpdate(s.index, model, s.n_samples, pace=pace))
@@ -232,12 +226,3 @@ def load_updates(
 def _check_producer(meta: WeightsMeta, client: str, what: str) -> None:
     if meta.producer.lower() != client.lower():
         raise BadInput(f"{what} produced by {meta.producer}, submitted by {client}")
-
-
-def _near(a: StateDict, b: StateDict) -> bool:
-    """Whether two updates are (nearly) the same: ||a - b|| <= NEAR_DUPLICATE * max(||a||, ||b||)."""
-    diff = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a) ** 0.5
-    norm = (
-        max(sum(float((a[k].double() ** 2).sum()) for k in a), sum(float((b[k].double() ** 2).sum()) for k in b)) ** 0.5
-    )
-    return diff <= NEAR_DUPLICATE * norm

@@ -24,6 +24,9 @@ way round by round (`tests/agents/test_engine_equals_chain.py` checks it).
 - **BPCV-FL quality** (`peer_quality`) over the scores each validator was assigned.
 - **Model Chain's benchmark**: the best accuracy on the miners' test set of the initial model and
   of every model adopted since.
+- **Copies** (`copied_from`): a model whose update or behaviour model (nearly) duplicates that of
+  an owner that committed earlier is not its submitter's: it is rejected, the earlier committer
+  keeping it.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from fedledger.core.chain.types import REP_SCALE
 from fedledger.core.defences import Decision, Defence, defence_class
 from fedledger.core.defences.base import TaskTerms
 from fedledger.core.defences.bpcv_fl import peer_quality
+from fedledger.core.models import StateDict
 from fedledger.core.protocol.task import TaskConfig
 from fedledger.core.protocol.validation import validation_targets
 
@@ -47,11 +51,13 @@ __all__ = [
     "benchmark",
     "build_defence",
     "close_round",
+    "copied_from",
     "data_poison_seed",
     "defence_for",
     "defence_string",
     "first_selection",
     "parse_defence",
+    "near_duplicate",
     "peer_quality",
     "registration_reputation",
     "reputations",
@@ -217,6 +223,35 @@ def close_round(
     else:
         nxt = list(range(n))
     return RoundClose(fixed, nxt or sorted(selected), winner(decision))
+
+
+# ---- copies -------------------------------------------------------------------------------
+#: A model whose update (weights minus the round's global model), or behaviour model, lies within
+#: this relative L2 distance of an earlier committer's is a copy (re-serialised, or plus small
+#: noise); honest owners training on their own data are far apart (> 0.2).
+NEAR_DUPLICATE = 0.05
+
+
+def near_duplicate(a: StateDict, b: StateDict) -> bool:
+    """Whether two updates are (nearly) the same: ||a - b|| <= NEAR_DUPLICATE * max(||a||, ||b||)."""
+    diff = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a) ** 0.5
+    norm = (
+        max(sum(float((a[k].double() ** 2).sum()) for k in a), sum(float((b[k].double() ** 2).sum()) for k in b)) ** 0.5
+    )
+    return diff <= NEAR_DUPLICATE * norm
+
+
+def copied_from(
+    update: StateDict, pace: StateDict | None, earlier: Iterable[tuple[int, StateDict, StateDict | None]]
+) -> int | None:
+    """The first of ``earlier`` (owner index, update, behaviour model: the kept models of owners
+    that committed before, in commitment order) whose update or behaviour model ``update`` /
+    ``pace`` (nearly) duplicates, else None."""
+    for index, other_update, other_pace in earlier:
+        same_pace = pace is not None and other_pace is not None and near_duplicate(pace, other_pace)
+        if same_pace or near_duplicate(update, other_update):
+            return index
+    return None
 
 
 # ---- peer validation (BPCV-FL) ---------------------------------------------------------------
