@@ -173,9 +173,10 @@ def _print_hosts(report: Any) -> None:
     """Bytes each host fetched from its IPFS peers per round (kernel counters of its link)."""
     info = report.hosts or {}
     hosts = list(info.get("addresses", {}))
-    roles = {h: [p for p, on in info.get("where", {}).items() if on == h] for h in hosts}
-    roles["chain"] = ["chain node", "requester"]
-    roles.setdefault("auditor", ["audit"])
+    names = {"owner": "data owner ", "miner": "miner "}
+    roles = {h: [names[p[:5]] + p[5:] for p, on in info.get("where", {}).items() if on == h] for h in hosts}
+    roles["chain"] = ["chain node", "requester", *roles.get("chain", [])]
+    roles["auditor"] = ["audit, after the run"]
     table = Table(title="per host: MB fetched from IPFS peers (received on its IPFS link) / served / chain RPC")
     table.add_column("host")
     table.add_column("runs")
