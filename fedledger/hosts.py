@@ -136,8 +136,17 @@ class HostFederation:
             )
         # js-ipfs takes seconds to start (mostly node's start-up and key generation): all at once
         with ThreadPoolExecutor(max_workers=len(self.hosts)) as pool:
-            for node in pool.map(self._start_node, self.hosts):
+            futures = [pool.submit(self._start_node, host) for host in self.hosts]
+        failed = []
+        for future in futures:  # record every node that did start, so that stop() stops it
+            try:
+                node = future.result()
+            except Exception as exc:  # noqa: BLE001 - re-raised below once all are recorded
+                failed.append(exc)
+            else:
                 self.nodes[node.host] = node
+        if failed:
+            raise failed[0]
         self.keep_peered()
         self.start_seconds = time.perf_counter() - t0
 
@@ -150,6 +159,9 @@ class HostFederation:
                 if store.local_blocks():
                     raise StorageError(f"the IPFS node of host {host} did not start empty")
                 peer = store.peer_id()
+            except BaseException:
+                daemon.stop(self.host_dir(host) / "ipfs")
+                raise
             finally:
                 store.close()
         return HostNode(host, d, peer, f"{swarm}/p2p/{peer}")
@@ -225,8 +237,9 @@ class HostFederation:
                 p.kill()
             with suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=10)
-        for host in list(self.nodes):
-            daemon.stop(self.host_dir(host) / "ipfs")
+        if self.nodes:  # each waits for its node to shut down: all at once
+            with ThreadPoolExecutor(max_workers=len(self.nodes)) as pool:
+                list(pool.map(lambda host: daemon.stop(self.host_dir(host) / "ipfs"), list(self.nodes)))
         self.nodes.clear()
         if self.devnet is not None:
             self.devnet.stop()
