@@ -413,7 +413,9 @@ def _hosts_epilogue(
     # committee miner the global models it voted for
     from fedledger.hosts import owner_host
 
-    owners = {devnet_account(CLIENT_ACCOUNT0 + k).address: owner_host(k) for k in range(fed.owners)}
+    owners: dict[str, str] = {
+        str(devnet_account(CLIENT_ACCOUNT0 + k).address): owner_host(k) for k in range(fed.owners)
+    }
     keeps: dict[str, list[str]] = {}
     for rr in rounds:
         for sub in ledger.submissions(task_id, rr.round):
