@@ -26,3 +26,11 @@ def test_contradictions_are_one_line(cli, args: list[str], says: str) -> None:
     assert says in out and "Traceback" not in out
     assert len(out.strip().splitlines()) == 1, out
     assert netns.namespaces() == before
+
+
+def test_without_root_says_so(cli, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a normal user (here: the root check answering as it would for one) the command stops
+    with the reason, in one line."""
+    monkeypatch.setattr(netns, "available", lambda: "network namespaces need root (CAP_SYS_ADMIN): run as root")
+    code, out = cli("simulate", "--hosts", "3")
+    assert code == 2 and "need root" in out and "Traceback" not in out
