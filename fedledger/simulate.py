@@ -7,6 +7,7 @@ until the last round closes, and reports accuracy, detection, gas and time.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -43,6 +44,7 @@ REQUESTER_ACCOUNT = 0
 IDLE_REPOLL_S = 0.5  # an idle agent is polled again after this long even without a new block
 CLIENT_ACCOUNT0 = 1  # data owner k signs with devnet account 1 + k
 MINER_ACCOUNT0 = 150  # miner m signs with devnet account 150 + m
+PEERING_S = 2.0  # placement hosts: how often dropped IPFS connections are re-dialled
 
 
 @dataclass
@@ -57,6 +59,11 @@ class SimConfig:
     out_dir: Path = Path(".fedledger/simulate")
     keep: bool = False  # leave the devnet running (for `fedledger explorer`)
     timeout: float = 3600.0
+    # local: this machine's loopback, one store; hosts: every owner and miner on a host of its
+    # own with its own IPFS node (`fedledger.hosts`, needs root); one-host: the same processes
+    # and network on a single host with one node (the baseline a hosts run is compared with)
+    placement: str = "local"
+    audit: bool = True  # hosts: audit every round from a fresh host at the end
 
 
 @dataclass
@@ -78,6 +85,9 @@ class RoundReport:
     # (validate every peer, commit), reveal, vote (a miner's verify, defence, aggregate, vote),
     # other (polling an unchanged phase, advance); in one process these add up to the round
     agent_seconds: dict[str, float] = field(default_factory=dict)
+    # placement hosts/one-host: per host, bytes received/sent during the round on its IPFS link
+    # (ipfs_rx: fetched from peers) and its chain link, from the kernel's interface counters
+    traffic: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +104,8 @@ class SimReport:
     gas_per_client_round: float
     seconds: float
     plot: str | None = None
+    # placement hosts/one-host: where each party ran, what each node pins, the audits' verdicts
+    hosts: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,8 +120,20 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
     net = None
     daemon_dir = None
     procs: list[subprocess.Popen] = []
+    stack = contextlib.ExitStack()
+    fed = None
     try:
-        if cfg.rpc:
+        if cfg.placement != "local":
+            from fedledger.hosts import CHAIN, HostFederation
+
+            fed = stack.enter_context(
+                HostFederation(
+                    cfg.task.clients, cfg.miners, out, one_host=cfg.placement == "one-host", auditor=cfg.audit
+                )
+            )
+            stack.enter_context(fed.on(CHAIN))  # the requester and this report sit on the chain's host
+            rpc = fed.rpc_url
+        elif cfg.rpc:
             rpc = cfg.rpc
         else:
             net = devnet_mod.start("anvil", log_dir=out)
@@ -117,7 +141,9 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             if cfg.keep:
                 devnet_mod.save_record(net)
         store_spec = cfg.storage
-        if store_spec == "embedded":
+        if fed is not None:
+            store_spec = fed.api(CHAIN)
+        elif store_spec == "embedded":
             store_spec = f"embedded:{out / 'store'}"
         elif store_spec == "ipfs":
             from fedledger.core.storage import daemon
@@ -136,10 +162,13 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         accomplices = frozenset(devnet_account(CLIENT_ACCOUNT0 + k).address for k in mal)
 
         agents: list[Any] = [RequesterAgent(base, task_id)]
-        for m in range(cfg.miners):
+        traffic_seen = fed.traffic() if fed is not None else {}
+        if fed is not None:
+            procs += _spawn_on_hosts(fed, manifest_path, task_id, task.clients, cfg.miners, mal, cfg.attack)
+        for m in range(cfg.miners if fed is None else 0):
             agents.append(MinerAgent(base.as_account(devnet_account(MINER_ACCOUNT0 + m)), store, task_id))
         n_proc = task.clients if cfg.processes < 0 else min(cfg.processes, task.clients)
-        for k in range(task.clients):
+        for k in range(task.clients if fed is None else 0):
             attack = cfg.attack if k in mal else None
             if k < n_proc:
                 procs.append(_spawn_client(rpc, manifest_path, store_spec, task_id, k, attack, mal, out))
@@ -160,8 +189,12 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
         idle_at: dict[int, tuple[int, float]] = {}
         work: dict[int, dict[str, float]] = {}  # round -> agent_seconds
         current = 0
+        peered_at = time.monotonic()
         while len(done) < len(agents) or len(rounds) < task.rounds:
             busy = False
+            if fed is not None and not fed.one_host and time.monotonic() - peered_at > PEERING_S:
+                fed.keep_peered()
+                peered_at = time.monotonic()
             block = w3.eth.block_number
             for i, agent in enumerate(agents):
                 if i in done:
@@ -191,6 +224,10 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
                 if closed is None:
                     break
                 closed.agent_seconds = {k: round(v, 3) for k, v in sorted(work.get(r, {}).items())}
+                if fed is not None:
+                    now = fed.traffic()
+                    closed.traffic = {h: {k: now[h][k] - traffic_seen[h][k] for k in now[h]} for h in now}
+                    traffic_seen = now
                 rounds.append(closed)
                 _write_live(out / f"task-{task_id}.json", task_id, rounds)  # `fedledger explorer --metrics`
                 if on_round is not None:
@@ -202,6 +239,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
                 time.sleep(0.05)
         for p in procs:
             p.wait(timeout=120)
+        hosts_info = _hosts_epilogue(fed, manifest_path, task_id, rounds, base) if fed is not None else None
         gas_total, by_fn = gas_used(base, start_block)
         client_fns = ("commitModel", "submitModel", "commitScores", "revealScores")
         client_gas = sum(by_fn[f]["gas"] for f in client_fns if f in by_fn)
@@ -218,6 +256,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             gas_by_function=by_fn,
             gas_per_client_round=client_gas / client_rounds,
             seconds=time.perf_counter() - t_start,
+            hosts=hosts_info,
         )
         report.plot = str(plot_accuracy(report, out / "accuracy.png"))
         (out / "report.json").write_text(json.dumps(report.to_dict(), indent=2))
@@ -232,6 +271,7 @@ def simulate(cfg: SimConfig, *, on_round: Callable[[RoundReport], None] | None =
             daemon.stop(daemon_dir)
         if net is not None and not cfg.keep:
             net.stop()
+        stack.close()  # placement hosts: every namespace, link, node and agent goes
 
 
 def stated_task(task: TaskConfig, n_malicious: int) -> TaskConfig:
@@ -302,8 +342,94 @@ def _check_processes(procs: list[subprocess.Popen], out: Path) -> None:
     for p in procs:
         if p.poll() not in (None, 0):
             args = [str(a) for a in p.args] if isinstance(p.args, list) else [str(p.args)]
-            k = args[args.index("--data-owner") + 1] if "--data-owner" in args else "?"
+            if "--data-owner" not in args:  # a miner on its own host
+                raise RuntimeError(f"agent {' '.join(args[3:6])} exited with {p.returncode}; logs in {out / 'hosts'}")
+            k = args[args.index("--data-owner") + 1]
             raise RuntimeError(f"client process {k} exited with {p.returncode}; see {out / f'client-{k}.log'}")
+
+
+def _spawn_on_hosts(
+    fed: Any, manifest: Path, task_id: int, owners: int, miners: int, mal: list[int], attack: str
+) -> list[subprocess.Popen]:
+    """Every owner and miner as its own process on its host, given only the chain's RPC URL, a copy
+    of the manifest and its own IPFS node."""
+    from fedledger.hosts import miner_host, owner_host
+
+    fed.give_manifest(manifest)
+    common = ["--task", str(task_id), "--rpc", fed.rpc_url, "--manifest", "deployment.json"]
+    procs = []
+    for m in range(miners):
+        party = miner_host(m)
+        args = ["miner", "run", *common, "--store", fed.api(party), "--account", str(MINER_ACCOUNT0 + m)]
+        procs.append(fed.spawn(party, args, f"miner-{m}"))
+    for k in range(owners):
+        party = owner_host(k)
+        args = ["client", "run", *common, "--store", fed.api(party), "--data-owner", str(k)]
+        args += ["--account", str(CLIENT_ACCOUNT0 + k)]
+        if k in mal:
+            args += [
+                "--attack",
+                attack,
+                "--accomplices",
+                ",".join(devnet_account(CLIENT_ACCOUNT0 + j).address for j in mal),
+            ]
+        procs.append(fed.spawn(party, args, f"client-{k}"))
+    return procs
+
+
+def _hosts_epilogue(
+    fed: Any, manifest: Path, task_id: int, rounds: list[RoundReport], ledger: FedLedger
+) -> dict[str, Any]:
+    """Where each party ran, what each host's node pins, and `fedledger audit` of every round run
+    from the auditor's host, whose node was empty: it fetches all it needs over the network."""
+    from fedledger.hosts import AUDITOR
+
+    pins = {}
+    for host in fed.hosts:
+        with fed.on(host):
+            store = fed.store(host)
+            pins[host] = sorted(store.pins())
+            store.close()
+    audits: dict[str, Any] = {}
+    if AUDITOR in fed.hosts:
+        with fed.on(AUDITOR):
+            store = fed.store(AUDITOR)
+            audits["blocks_before"] = store.local_blocks()
+            store.close()
+        running = {}
+        for rr in rounds:  # one auditor process per round, all at once
+            args = ["audit", "--task", str(task_id), "--round", str(rr.round), "--rpc", fed.rpc_url]
+            args += ["--manifest", "deployment.json", "--store", fed.api(AUDITOR)]
+            running[rr.round] = fed.spawn(AUDITOR, args, f"audit-r{rr.round}")
+        for r, p in running.items():
+            p.wait(timeout=600)
+            said = (fed.host_dir(AUDITOR) / f"audit-r{r}.log").read_text(errors="replace")
+            audits[str(r)] = {"exit": p.returncode, "said": " ".join(said.split())[-300:]}
+        with fed.on(AUDITOR):
+            store = fed.store(AUDITOR)
+            audits["blocks_after"] = store.local_blocks()
+            store.close()
+    # who must keep what alive: an owner its submissions (weights and behaviour model), a
+    # committee miner the global models it voted for
+    from fedledger.hosts import owner_host
+
+    owners: dict[str, str] = {
+        str(devnet_account(CLIENT_ACCOUNT0 + k).address): owner_host(k) for k in range(fed.owners)
+    }
+    keeps: dict[str, list[str]] = {}
+    for rr in rounds:
+        for sub in ledger.submissions(task_id, rr.round):
+            keeps.setdefault(owners[sub.client], []).extend([sub.weights_cid, sub.behaviour_cid])
+    return {
+        "placement": "one-host" if fed.one_host else "hosts",
+        "submitted": keeps,
+        "pids": sorted([fed.devnet.pid, *(n.daemon.pid for n in fed.nodes.values()), *(p.pid for p in fed.procs)]),
+        "start_seconds": round(fed.start_seconds, 1),
+        "where": {p: fed.host_of(p) for p in fed.parties},
+        "addresses": {h: fed.net[h].address("ipfs") for h in fed.hosts},
+        "pins": pins,
+        "audit": audits,
+    }
 
 
 class _PhaseClock:

@@ -1,5 +1,9 @@
 """Start and stop a js-ipfs daemon: offline, loopback only, a throw-away repo, a PID we own.
 
+With `swarm=` the daemon is online instead: it listens for peers (libp2p over TCP) on that one
+address, dials nobody by itself (no bootstrap list, no mDNS, no preload nodes) and exchanges
+blocks (bitswap) with the peers it is told to connect to (`RpcStore.connect`).
+
 No kubo binary installs offline, so the daemon is js-ipfs 0.66.1 from the project's
 node_modules. We start `node node_modules/ipfs/src/cli.js` directly (not the `.bin/jsipfs`
 shim, not a shell) so that the PID we record is the daemon's own and a signal reaches it.
@@ -87,24 +91,28 @@ def read_state(state_dir: str | os.PathLike[str] | None = None) -> Daemon | None
         return None
 
 
-def _configure(repo: Path, port: int = 0) -> None:
+def _configure(repo: Path, port: int = 0, swarm: str | None = None) -> None:
     config_file = repo / "config"
     config = json.loads(config_file.read_text())
     addresses = config.setdefault("Addresses", {})
     # Port 0 by default: parallel daemons (tests, benchmarks, a developer's) never collide; a
-    # kept repo restarts on its old port, so agents holding its URL reach it again. No gateway
-    # and no swarm listeners: this node serves the RPC API on loopback only.
+    # kept repo restarts on its old port, so agents holding its URL reach it again. No gateway;
+    # swarm listeners only when asked for: otherwise this node serves the RPC API on loopback only.
     addresses.update(
         {
             "API": f"/ip4/127.0.0.1/tcp/{port}",
             "RPC": "/ip4/127.0.0.1/tcp/0",
             "Gateway": "",
-            "Swarm": [],
+            "Swarm": [swarm] if swarm else [],
             "Announce": [],
             "Delegates": [],
         }
     )
     config["Bootstrap"] = []
+    # never discover or dial anyone on its own: peers are connected explicitly
+    discovery = config.setdefault("Discovery", {})
+    discovery["MDNS"] = {"Enabled": False, "Interval": 10}
+    discovery["webRTCStar"] = {"Enabled": False}
     config_file.write_text(json.dumps(config, indent=2))
 
 
@@ -128,8 +136,10 @@ def start(
     ready_timeout: float = 60.0,
     repo: Path | None = None,
     port: int = 0,
+    swarm: str | None = None,
 ) -> Daemon:
-    """Start an offline js-ipfs daemon and wait until its RPC API answers.
+    """Start a js-ipfs daemon and wait until its RPC API answers: offline, or with `swarm`
+    (a multiaddr such as `/ip4/10.77.0.2/tcp/4001`) online and listening for peers there only.
 
     Without `repo`, a throw-away repo (deleted by `stop`); with `repo`, that directory is the
     node's store and survives a stop or a crash (initialised on first use) and `port` fixes the
@@ -171,10 +181,10 @@ def start(
                 shutil.rmtree(path, ignore_errors=True)
             else:
                 path.unlink(missing_ok=True)
-        _configure(repo, port)
+        _configure(repo, port, swarm)
         with open(log, "wb") as log_fh:
             proc = subprocess.Popen(
-                [node, cli, "daemon", "--offline", "--enable-preload=false"],
+                [node, cli, "daemon", *([] if swarm else ["--offline"]), "--enable-preload=false"],
                 env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=log_fh,
