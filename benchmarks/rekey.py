@@ -83,13 +83,17 @@ except ImportError:
 leave_out = set(json.loads(sys.argv[2]))
 root = C.project_root().resolve()
 removed = {root / rel: names for rel, names in json.loads(sys.argv[3]).items()}
+named, reduced = {}, {}  # per defence: each reads and reduces every engine source (seconds)
 for path in sys.argv[4:]:
     d = json.loads(Path(path).read_text()); cfg = ExperimentResult.from_dict(d).config
+    if cfg.defence not in named:
+        named[cfg.defence] = C.engine_fingerprint(cfg.defence)
+        reduced[cfg.defence] = fp.sources_fingerprint((f for f in C.engine_sources(cfg.defence)
+                                                       if f.relative_to(root).as_posix() not in leave_out), removed)
     parts = [models.create_model, models.get_weights, models.set_weights]
     if models.MODELS.get(cfg.model): parts.append(models.MODELS[cfg.model])
-    print(json.dumps({"path": path, "valid": C.cell_id(cfg, C.engine_fingerprint(cfg.defence)) == Path(path).stem,
-        "engine": fp.sources_fingerprint((f for f in C.engine_sources(cfg.defence)
-                                          if f.relative_to(root).as_posix() not in leave_out), removed),
+    print(json.dumps({"path": path, "valid": C.cell_id(cfg, named[cfg.defence]) == Path(path).stem,
+        "engine": reduced[cfg.defence],
         "model": "\0".join(fp.normalised(inspect.getsource(f)) for f in parts)}))
 """
 
@@ -139,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     ).stdout
     moved = same = stale = retired = 0
     changed: dict[tuple[str, ...], list[tuple[Path, Path]]] = defaultdict(list)
+    engines: dict[str, str] = {}  # per defence, not per cell (seconds each)
     for line in out.splitlines():
         row = json.loads(line)
         path = Path(row["path"])
@@ -147,7 +152,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale already in the old code, left as is: {path.relative_to(CELLS)}")
             continue
         cfg = ExperimentResult.from_dict(json.loads(path.read_text())).config
-        engine = engine_fingerprint(cfg.defence)
+        if cfg.defence not in engines:
+            engines[cfg.defence] = engine_fingerprint(cfg.defence)
+        engine = engines[cfg.defence]
         target = path.with_name(cell_id(cfg, engine) + ".json")
         if engine != row["engine"] or _model_source(cfg.model) != row["model"]:
             changed[(path.parent.name, cfg.defence, cfg.model, str(cfg.dp))].append((path, target))
