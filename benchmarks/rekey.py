@@ -85,11 +85,14 @@ root = C.project_root().resolve()
 removed = {root / rel: names for rel, names in json.loads(sys.argv[3]).items()}
 named, reduced = {}, {}  # per defence: each reads and reduces every engine source (seconds)
 for path in sys.argv[4:]:
-    d = json.loads(Path(path).read_text()); cfg = ExperimentResult.from_dict(d).config
-    if cfg.defence not in named:
-        named[cfg.defence] = C.engine_fingerprint(cfg.defence)
-        reduced[cfg.defence] = fp.sources_fingerprint((f for f in C.engine_sources(cfg.defence)
-                                                       if f.relative_to(root).as_posix() not in leave_out), removed)
+    try:
+        d = json.loads(Path(path).read_text()); cfg = ExperimentResult.from_dict(d).config
+        if cfg.defence not in named:
+            named[cfg.defence] = C.engine_fingerprint(cfg.defence)
+            reduced[cfg.defence] = fp.sources_fingerprint((f for f in C.engine_sources(cfg.defence)
+                                                           if f.relative_to(root).as_posix() not in leave_out), removed)
+    except Exception:  # a cell the old code cannot even read (a newer config field, a newer defence)
+        print(json.dumps({"path": path, "valid": False})); continue
     parts = [models.create_model, models.get_weights, models.set_weights]
     if models.MODELS.get(cfg.model): parts.append(models.MODELS[cfg.model])
     print(json.dumps({"path": path, "valid": C.cell_id(cfg, named[cfg.defence]) == Path(path).stem,
