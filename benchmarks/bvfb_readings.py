@@ -15,8 +15,11 @@ docs/results/bvfb-readings-<tag>.md/.json and bvfb-fig3-<reading>-<tag>.png, bvf
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from benchmarks._common import (
@@ -44,11 +47,32 @@ from benchmarks.bvfb import (
     grid,
     paper_accuracy,
 )
+from fedledger.experiment import ExperimentResult
 
 FIG5_RATE = 0.7  # the paper's Figure 5: "the poisoning rate of 70 %"
 FIG3_RATES = (0.3, 0.7)  # the paper does not say which rate its Figure 3 shows: two, below and above half
 THETA = 0.6  # the paper's threshold
 QUICK_RATES = [0.0, 0.3, 0.7]
+
+
+def stored_by_config(runs: Sequence[Run], cells: Path) -> dict[str, int]:
+    """Fill the runs still empty from cells stored under a name of older code but with the very same config
+    (the engine changed since: `python -m benchmarks.rekey OLD --verify-rounds N` re-checks them and renames
+    them). Returns {commit that stored them: how many}, for the report to say so."""
+    wanted = {json.dumps(asdict(r.cfg), sort_keys=True, default=str): r for r in runs if r.result is None}
+    found: dict[str, int] = {}
+    for path in sorted(cells.glob("*.json")) if wanted else []:
+        try:
+            data = json.loads(path.read_text())
+            key = json.dumps(data["config"], sort_keys=True, default=str)
+        except (OSError, ValueError, KeyError):
+            continue
+        run = wanted.pop(key, None)
+        if run is not None:
+            run.result = ExperimentResult.from_dict(data)
+            run.extra["stored_by"] = data.get("commit", "unknown")
+            found[run.extra["stored_by"]] = found.get(run.extra["stored_by"], 0) + 1
+    return found
 
 
 def _find(runs: Sequence[Run], attack: str, rate: float, d: str) -> Run | None:
@@ -82,7 +106,14 @@ def passed(run: Run | None) -> tuple[float | None, float | None]:
 
 
 def report(
-    by_reading: dict[str, list[Run]], rates: Sequence[float], rounds: int, seed: int, wall: str, cmd: str, tag: str
+    by_reading: dict[str, list[Run]],
+    rates: Sequence[float],
+    rounds: int,
+    seed: int,
+    wall: str,
+    cmd: str,
+    tag: str,
+    older: dict[str, int] | None = None,
 ) -> list[str]:
     """Markdown: the paper's numbers beside both readings, then the figures' summaries."""
     lines = [
@@ -102,6 +133,13 @@ def report(
         "`epochs` is what the earlier results ran (`bvfb-full.md`).",
         "",
     ]
+    if older:
+        lines += [
+            f"{sum(older.values())} federation(s) are read from cells stored by older code with the same config "
+            f"(commits {', '.join(sorted(older))}); the engine's code has changed since, and "
+            "`python -m benchmarks.rekey OLD_CHECKOUT --verify-rounds N` re-checks and renames them.",
+            "",
+        ]
     for attack in ATTACKS:
         lines += [
             f"## {ATTACK_TEXT[attack]}: accuracy after round {rounds} (paper: {PAPER_TABLE_NAME[attack]})",
@@ -280,9 +318,14 @@ def run(
     tag = tag or ("full" if full else "quick")
     by_reading = {r: grid(["mlp"], rounds, rates, ATTACKS, PAPER_DEFENCES, seed, r) for r in READINGS}
     everything = [run for runs in by_reading.values() for run in runs]
-    wall = run_grid(f"bvfb readings ({tag})", everything, cells=CELLS / "bvfb", run_missing=not report_only)
+    # what the current code has stored, then what older code stored for the same configs, then run the rest
+    wall = run_grid(f"bvfb readings ({tag})", everything, cells=CELLS / "bvfb", run_missing=False)
+    older = stored_by_config(everything, CELLS / "bvfb")
+    if not report_only:
+        missing = [r for r in everything if r.result is None]
+        wall += run_grid(f"bvfb readings ({tag})", missing, cells=CELLS / "bvfb")
     cmd = command_line("benchmarks.bvfb_readings", argv) if argv is not None else "fedledger bench bvfb-readings"
-    lines = report(by_reading, rates, rounds, seed, timing(everything, wall, True), cmd, tag)
+    lines = report(by_reading, rates, rounds, seed, timing(everything, wall, True), cmd, tag, older)
     write_markdown(f"bvfb-readings-{tag}", lines)
     data: list[dict[str, Any]] = []
     for reading, runs in by_reading.items():

@@ -77,11 +77,11 @@ def measure(n: int) -> tuple[dict[str, float], dict[str, list[float]]]:
             net.stop()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=300, help="transactions per way")
     parser.add_argument("--out", type=Path, default=project_root() / "docs" / "results" / "throughput.md")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     t0 = time.time()
     rates, latency = measure(args.n)
     base = next(iter(rates.values()))
