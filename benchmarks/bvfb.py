@@ -259,7 +259,7 @@ def paper_note(attack: str, model: str, reading: str = "epochs") -> str:
     text = (
         f"`paper` columns: the BVFB paper's {PAPER_TABLE_NAME[attack]} (MLP, 20 nodes, 20 rounds, E = 5 local "
         "iterations); Trimmed Mean is blank there from 50 % (the paper: it cannot be used once more than half "
-        f"the nodes are attacked). Ours: E read as {READINGS[reading]}."
+        f"the nodes are attacked). Ours: {READINGS[reading]}."
     )
     if attack == "backdoor":
         text += " The paper gives no backdoor success rate: the success table below has no paper column."
