@@ -153,7 +153,7 @@ def noise_multiplier_for(n: int, s: Settings) -> tuple[float, float]:
     return calibrate_noise(s.epsilon, s.delta, rates * s.rounds)
 
 
-def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[float, float]]]:
+def grid(s: Settings, seed: int, attacks: bool = True) -> tuple[list[Run], list[Run], dict[int, tuple[float, float]]]:
     """(DP runs: 30/50 nodes x no DP / GD-DP, all with mutual supervision; attack runs: 5 of 50
     label flippers, FedAvg vs mutual supervision, no DP; {nodes: (sigma, planned epsilon)})."""
     base = dict(
@@ -190,7 +190,7 @@ def grid(s: Settings, seed: int) -> tuple[list[Run], list[Run], dict[int, tuple[
                 **base,
             ),
         )  # type: ignore[arg-type]
-        for attack in ATTACKS
+        for attack in (ATTACKS if attacks else ())
         for d in DEFENCES
     ]
     return dp_runs, attack_runs, calib
@@ -213,6 +213,7 @@ def run(
     model: str = "tanh-cnn",
     nodp_lr: float | None = 1.0,
     tag: str | None = None,
+    attacks: bool = True,
     argv: Sequence[str] | None = None,
 ) -> list[str]:
     """Quick: 2 rounds; full: 25 rounds (the converged study). Returns the markdown lines."""
@@ -227,7 +228,7 @@ def run(
         nodp_lr=nodp_lr,
     )
     tag = tag or ("full" if full else "quick")
-    dp_runs, attack_runs, calib = grid(s, seed)
+    dp_runs, attack_runs, calib = grid(s, seed, attacks)
     # the full set is an hour: it keeps each finished federation and resumes (two processes can share it)
     wall = run_grid(f"bpcv ({tag})", dp_runs + attack_runs, cells=CELLS / "bpcv" if full else None)
     if waiting := still_running(dp_runs + attack_runs):
@@ -340,11 +341,12 @@ def run(
         )
     clean = next(r for r in dp_runs if r.key == (50, "none")).result
     lines += ["", verdict(s, costs, moved, last), ""]
-    for attack in ATTACKS:
+    for attack in ATTACKS if attack_runs else ():
         results = {r.key[2]: r.result for r in attack_runs if r.key[1] == attack and r.result}
         lines += [*attack_lines(attack, results, clean.rounds[-1].accuracy if clean else None), ""]
     lines += [
         *paper_lines(dp_runs, s),
+        *(gaussian_lines(dp_runs, s) if not gauss else []),
         "",
         f"Plot: `bpcv-{tag}.png`.",
     ]
@@ -362,9 +364,41 @@ def run(
         },
     )
     panels = [(f"{n} nodes: {dp_name} vs none", [r for r in dp_runs if r.key[0] == n]) for n in NODES]
-    panels += [(f"50 nodes, 5 {ATTACKS[a][0]}", [r for r in attack_runs if r.key[1] == a]) for a in ATTACKS]
+    panels += [
+        (f"50 nodes, 5 {ATTACKS[a][0]}", [r for r in attack_runs if r.key[1] == a]) for a in ATTACKS if attack_runs
+    ]
     plot_curves(RESULTS / f"bpcv-{tag}.png", panels, label)
     return lines
+
+
+def gaussian_lines(dp_runs: Sequence[Run], s: Settings, stored: str = "bpcv-full.json") -> list[str]:
+    """The Laplace runs beside the stored Gaussian (DP-SGD, total eps 10) runs of the same settings, round by round."""
+    import json
+
+    path = RESULTS / stored
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return [f"Gaussian runs to compare with: `{stored}` not found.", ""]
+    same = {k: data["settings"].get(k) for k in ("lr", "nodp_lr", "model", "batch_size", "local_epochs", "clip")}
+    if same != {k: getattr(s, k) for k in same}:
+        return [f"Gaussian runs to compare with: `{stored}` has other settings ({same}).", ""]
+    gauss = {r["key"][0]: r["accuracy"] for r in data["runs"] if len(r["key"]) == 2 and r["key"][1] == "gaussian"}
+    ours = {r.key: r.result for r in dp_runs if r.result}
+    out = [
+        f"## Beside the Gaussian runs (`{stored}`: DP-SGD, total eps 10 per node, same model, batch, lr and clip)",
+        "",
+        "| round | " + " | ".join(f"{n} no DP | {n} Laplace (this run) | {n} Gaussian (stored)" for n in NODES) + " |",
+        "|---:|" + "---:|" * (3 * len(NODES)),
+    ]
+    for i in range(s.rounds):
+        row = []
+        for n in NODES:
+            for res in (ours.get((n, "none")), ours.get((n, "laplace"))):
+                row.append(fmt(res.rounds[i].accuracy) if res and i < len(res.rounds) else "-")
+            row.append(fmt(gauss[n][i]) if n in gauss and i < len(gauss[n]) else "-")
+        out.append(f"| {i + 1} | " + " | ".join(row) + " |")
+    return [*out, ""]
 
 
 def paper_lines(dp_runs: Sequence[Run], s: Settings) -> list[str]:
@@ -515,6 +549,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tag")
+    p.add_argument("--no-attacks", action="store_true", help="only the 30/50-node DP study, no attack rows")
     a = p.parse_args(argv)
     print(
         "\n".join(
@@ -530,6 +565,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 model=a.model,
                 nodp_lr=a.nodp_lr,
                 tag=a.tag,
+                attacks=not a.no_attacks,
                 argv=sys.argv[1:] if argv is None else argv,
             )
         )

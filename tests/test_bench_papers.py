@@ -227,3 +227,24 @@ def test_the_engine_takes_upload_noise_by_name() -> None:
     assert res.rounds[0].epsilon == pytest.approx(5.0)  # one Laplace release at epsilon 5
     with pytest.raises(ValueError, match="unknown DP mechanism"):
         run_experiment(replace(cfg, dp="laplace-weights"))
+
+
+def test_bpcv_laplace_rows_sit_beside_the_stored_gaussian_runs() -> None:
+    import json
+
+    stored = json.loads((project_root() / "docs" / "results" / "bpcv-full.json").read_text())
+    gauss30 = next(r["accuracy"] for r in stored["runs"] if r["key"] == [30, "gaussian"])
+    s = bpcv.Settings(rounds=2, mechanism="laplace")
+    runs = [Run((30, "laplace"), ExperimentConfig(clients=30), _curve([0.11, 0.12], 30))]
+    text = "\n".join(bpcv.gaussian_lines(runs, s))
+    assert f"| 1 | - | 0.1100 | {gauss30[0]:.4f} |" in text
+    assert f"| 2 | - | 0.1200 | {gauss30[1]:.4f} |" in text
+    other = bpcv.Settings(rounds=2, mechanism="laplace", lr=2.0)
+    assert "has other settings" in "\n".join(bpcv.gaussian_lines(runs, other))
+    dp_runs, attack_runs, _ = bpcv.grid(bpcv.Settings(rounds=2, mechanism="laplace"), 0, attacks=False)
+    assert attack_runs == [] and [r.key for r in dp_runs] == [
+        (30, "none"),
+        (30, "laplace"),
+        (50, "none"),
+        (50, "laplace"),
+    ]
