@@ -21,6 +21,8 @@ BENCHMARKS: dict[str, tuple[str, bool]] = {
     "bpcv": ("benchmarks.bpcv", True),
     "llbcfl": ("benchmarks.llbcfl", True),
     "bcsfl": ("benchmarks.bcsfl", True),
+    "modelchain": ("benchmarks.modelchain", True),
+    "bvfb-readings": ("benchmarks.bvfb_readings", True),
     "performance": ("benchmarks.performance", True),
     "overhead": ("benchmarks.overhead", True),
     "gas": ("benchmarks.gas", False),
@@ -29,7 +31,19 @@ BENCHMARKS: dict[str, tuple[str, bool]] = {
 }
 # Cheap chain/storage measurements first (they fail fast if the set-up is broken), then the
 # full-stack runs, then the ML sweeps, longest last.
-QUICK_ORDER = ["gas", "ringsig-gas", "storage", "overhead", "performance", "bcsfl", "llbcfl", "bpcv", "bvfb"]
+QUICK_ORDER = [
+    "gas",
+    "ringsig-gas",
+    "storage",
+    "overhead",
+    "performance",
+    "modelchain",
+    "bcsfl",
+    "llbcfl",
+    "bpcv",
+    "bvfb",
+    "bvfb-readings",
+]
 
 
 def _runner(name: str, full: bool) -> Callable[[], object]:
