@@ -13,6 +13,7 @@ Figure 6 (latency against the number of nodes) has no number in the text.
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         "# Transaction throughput to anvil",
         "",
         f"{args.n} `stake` top-ups per way from one account, real anvil 1.7.1, one run on a shared",
-        f"2-core machine. Command: `python -m benchmarks.throughput --n {args.n}`; wall time {time.time() - t0:.1f} s.",
+        f"2-core machine (load average {os.getloadavg()[0]:.1f} when it ended). Command: "
+        f"`python -m benchmarks.throughput --n {args.n}`; wall time {time.time() - t0:.1f} s.",
         "",
         "| way | tx/s | x web3 default | latency median ms | latency p95 ms |",
         "|---|---:|---:|---:|---:|",
