@@ -223,7 +223,8 @@ def report(
             )
     lines += [
         "",
-        "Paper numbers for verification time: n/a (none available: docs/design.md#paper-setups-and-reference-numbers).",
+        "Paper numbers for verification time: BVFB, LL-BCFL, BPCV-FL and BCS-FL give none; Model Chain validates one model "
+        "in 4.52 s on average (its own CNN and font test set, Java; see `modelchain-*.md`).",
         "",
     ]
     if chain:

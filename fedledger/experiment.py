@@ -62,7 +62,7 @@ class ExperimentConfig:
     alpha: float = 0.5
     shards_per_client: int = 2
     val_fraction: float = 0.1
-    dp: str | None = None
+    dp: str | None = None  # gaussian | laplace (GD-DP), gaussian-upload | laplace-upload (LL-BCFL)
     epsilon: float = 10.0
     noise_multiplier: float = 1.0
     max_grad_norm: float = 1.0
@@ -164,10 +164,13 @@ def task_terms(cfg: ExperimentConfig, malicious: Sequence[int]) -> tuple[str, Ta
     return name, TaskTerms(params=params, top_n=cfg.select)
 
 
-def _dp_mechanism(name: str) -> Literal["gaussian", "laplace"]:
-    if name not in ("gaussian", "laplace"):
-        raise ValueError(f"unknown DP mechanism {name!r} (gaussian, laplace)")
-    return "gaussian" if name == "gaussian" else "laplace"
+def _dp_mechanism(name: str) -> tuple[Literal["gaussian", "laplace"], Literal["gradients", "upload"]]:
+    """``dp`` names the mechanism, and with ``-upload`` puts its noise on the uploaded parameters
+    (LL-BCFL) instead of every step's gradients (GD-DP)."""
+    mechanism, _, where = name.partition("-")
+    if mechanism not in ("gaussian", "laplace") or where not in ("", "upload"):
+        raise ValueError(f"unknown DP mechanism {name!r} (gaussian, laplace, gaussian-upload, laplace-upload)")
+    return ("gaussian" if mechanism == "gaussian" else "laplace"), ("upload" if where else "gradients")
 
 
 def _copies(updates: list[ClientUpdate], commit_order: list[int], global_w: StateDict) -> set[int]:
@@ -217,7 +220,8 @@ def run_experiment(
     )
     dp = (
         DPConfig(
-            mechanism=_dp_mechanism(cfg.dp),
+            mechanism=_dp_mechanism(cfg.dp)[0],
+            where=_dp_mechanism(cfg.dp)[1],
             max_grad_norm=cfg.max_grad_norm,
             noise_multiplier=cfg.noise_multiplier,
             epsilon=cfg.epsilon,

@@ -22,6 +22,8 @@ BENCHMARKS: dict[str, tuple[str, bool]] = {
     "bpcv": ("benchmarks.bpcv", True),
     "llbcfl": ("benchmarks.llbcfl", True),
     "bcsfl": ("benchmarks.bcsfl", True),
+    "modelchain": ("benchmarks.modelchain", True),
+    "bvfb-readings": ("benchmarks.bvfb_readings", True),
     "performance": ("benchmarks.performance", True),
     "overhead": ("benchmarks.overhead", True),
     "gas": ("benchmarks.gas", False),
@@ -36,10 +38,12 @@ QUICK_ORDER = [
     "storage",
     "overhead",
     "performance",
+    "modelchain",
     "bcsfl",
     "llbcfl",
     "bpcv",
     "bvfb",
+    "bvfb-readings",
     "robustness",
 ]
 

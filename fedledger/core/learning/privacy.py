@@ -65,6 +65,7 @@ __all__ = [
     "laplace_scale",
     "gaussian_std",
     "noise_generator",
+    "perturb_upload",
     "privatize",
     "tune_allocator",
 ]
@@ -82,6 +83,9 @@ class DPConfig:
         delta: the delta at which the Gaussian epsilon is reported.
         secure_mode: draw the noise seed from ``os.urandom`` (real deployments) instead of the
             training seed (reproducible experiments).
+        where: ``"gradients"`` (GD-DP / DP-SGD: every sample's gradient clipped, noise on every step)
+            or ``"upload"`` (LL-BCFL: plain training, then the whole update clipped to C and noised
+            once, on the parameters the client uploads; see ``perturb_upload``).
     """
 
     mechanism: Literal["gaussian", "laplace"] = "gaussian"
@@ -90,10 +94,13 @@ class DPConfig:
     epsilon: float = 10.0
     delta: float = 1e-5
     secure_mode: bool = False
+    where: Literal["gradients", "upload"] = "gradients"
 
     def __post_init__(self) -> None:
         if self.mechanism not in ("gaussian", "laplace"):
             raise ValueError(f"unknown DP mechanism {self.mechanism!r}")
+        if self.where not in ("gradients", "upload"):
+            raise ValueError(f"DP noise goes on 'gradients' or 'upload', not {self.where!r}")
         if self.max_grad_norm <= 0:
             raise ValueError("max_grad_norm must be positive")
         if self.mechanism == "laplace" and self.epsilon <= 0:
@@ -221,6 +228,38 @@ def clip_per_sample(grads: dict[str, torch.Tensor], max_norm: float, norm_type: 
     return {k: g * factor.view(-1, *([1] * (g.ndim - 1))) for k, g in grads.items()}
 
 
+def _laplace(shape: torch.Size, scale: float, generator: torch.Generator) -> torch.Tensor:
+    """Laplace(0, scale) = scale * (E1 - E2) with E1, E2 ~ Exp(1); drawn from our generator because
+    torch.distributions.Laplace cannot take one."""
+    e1 = torch.empty(shape).exponential_(generator=generator)
+    e2 = torch.empty(shape).exponential_(generator=generator)
+    return scale * (e1 - e2)
+
+
+def perturb_upload(
+    before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], cfg: DPConfig, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """LL-BCFL's local DP on the uploaded parameters: the client's whole update ``after - before``
+    (every floating-point tensor) clipped to norm C (L2 for Gaussian, L1 for Laplace), then noise on
+    every coordinate: Gaussian of std sigma * C, or Laplace of scale C / epsilon. C bounds what one
+    client's data can move the upload (client-level DP, as DP-FedAvg), so a round is one release:
+    the accountant counts it as one step of sample rate 1. Non-float entries pass unchanged."""
+    keys = [k for k, v in before.items() if v.is_floating_point()]
+    update = {k: after[k] - before[k] for k in keys}
+    flat = torch.cat([u.flatten() for u in update.values()]) if keys else torch.zeros(0)
+    norm = float(torch.linalg.vector_norm(flat, ord=cfg.norm_type))
+    factor = min(1.0, cfg.max_grad_norm / (norm + 1e-12))
+    out = dict(after)
+    for k in keys:
+        if cfg.mechanism == "gaussian":
+            std = cfg.noise_multiplier * cfg.max_grad_norm
+            noise = torch.normal(0.0, std, size=update[k].shape, generator=generator) if std > 0 else 0.0
+        else:
+            noise = _laplace(update[k].shape, cfg.max_grad_norm / cfg.epsilon, generator)
+        out[k] = before[k] + update[k] * factor + noise
+    return out
+
+
 def privatize(
     per_sample_grads: dict[str, torch.Tensor], cfg: DPConfig, generator: torch.Generator
 ) -> dict[str, torch.Tensor]:
@@ -234,12 +273,7 @@ def privatize(
             std = gaussian_std(cfg, batch)
             noise = torch.normal(0.0, std, size=mean.shape, generator=generator) if std > 0 else 0.0
         else:
-            # Laplace(0, b) = b * (E1 - E2) with E1, E2 ~ Exp(1); drawn from our generator because
-            # torch.distributions.Laplace cannot take one.
-            b = laplace_scale(cfg, batch)
-            e1 = torch.empty(mean.shape).exponential_(generator=generator)
-            e2 = torch.empty(mean.shape).exponential_(generator=generator)
-            noise = b * (e1 - e2)
+            noise = _laplace(mean.shape, laplace_scale(cfg, batch), generator)
         out[k] = mean + noise
     return out
 

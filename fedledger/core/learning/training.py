@@ -17,7 +17,14 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from fedledger.core.learning.behaviour import Behaviour, behaviour_model
-from fedledger.core.learning.privacy import DPConfig, accounted_noise, make_private, spent, tune_allocator
+from fedledger.core.learning.privacy import (
+    DPConfig,
+    accounted_noise,
+    make_private,
+    perturb_upload,
+    spent,
+    tune_allocator,
+)
 from fedledger.core.models import StateDict, get_weights
 
 __all__ = ["TrainConfig", "TrainResult", "account_past_rounds", "magnitude_prune", "step_sample_rates", "train_local"]
@@ -98,7 +105,7 @@ def account_past_rounds(accountant: IAccountant, dp: DPConfig, n: int, config: T
     """Feed `accountant` the steps of `rounds` earlier local runs on `n` samples, as `train_local`
     took them: an agent restarted mid-task recovers its privacy spend from the rounds the chain
     says it trained in."""
-    rates = step_sample_rates(n, config)
+    rates = [1.0] if dp.where == "upload" else step_sample_rates(n, config)  # upload noise: one release a round
     for _ in range(rounds):
         for q in rates:
             accountant.step(noise_multiplier=accounted_noise(dp), sample_rate=q)
@@ -140,7 +147,8 @@ def train_local(
     params = dict(model.named_parameters())
     losses = torch.zeros(len(batches), dtype=torch.float64)
 
-    if dp is None:
+    upload = dp is not None and dp.where == "upload"  # LL-BCFL: plain training, noise on the upload
+    if dp is None or upload:
         # Plain SGD without torch.optim: fewer allocations, same update p -= lr * grad.
         for i, idx in enumerate(batches):
             loss = F.cross_entropy(model(x[idx]), y[idx])
@@ -179,6 +187,16 @@ def train_local(
 
     weights = get_weights(model)
     weights = magnitude_prune(global_weights, weights, config.prune_ratio)
+    if upload:
+        assert dp is not None
+        step, accountant = make_private(
+            dp, accountant=accountant, secret=noise_secret, seed=None if noise_secret is not None else seed + 1_000_003
+        )
+        weights = OrderedDict(perturb_upload(global_weights, weights, dp, step.generator))
+        for hook in step.hooks:  # one release per round: one step of sample rate 1
+            hook(accounted_noise(dp), 1.0)
+        delta = 0.0 if dp.mechanism == "laplace" else dp.delta
+        epsilon = spent(accountant, dp)
     return TrainResult(
         weights=weights,
         n_samples=len(x),
