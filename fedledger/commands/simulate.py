@@ -10,33 +10,35 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedledger.commands._checks import check_attack, check_store
 from fedledger.commands._common import console, setup_logging
+from fedledger.commands.errors import fail
 
 
 def simulate(
-    clients: Annotated[int, typer.Option(help="data owners")] = 20,
-    malicious: Annotated[float, typer.Option(help="fraction of malicious owners")] = 0.3,
+    clients: Annotated[int, typer.Option(help="data owners", min=1)] = 20,
+    malicious: Annotated[float, typer.Option(help="fraction of malicious owners", min=0.0, max=1.0)] = 0.3,
     attack: Annotated[str, typer.Option(help="attack of the malicious owners")] = "label-flip",
     defence: Annotated[str, typer.Option(help="defence (parameters as defence?k=v)")] = "bvfb",
-    rounds: Annotated[int, typer.Option()] = 10,
+    rounds: Annotated[int, typer.Option(min=1)] = 10,
     dataset: Annotated[str, typer.Option()] = "mnist",
     model: Annotated[str, typer.Option(help="mlp or cnn")] = "mlp",
-    miners: Annotated[int, typer.Option(help="miners that stake")] = 3,
-    committee: Annotated[int, typer.Option(help="committee size per round")] = 3,
+    miners: Annotated[int, typer.Option(help="miners that stake", min=1)] = 3,
+    committee: Annotated[int, typer.Option(help="committee size per round", min=1)] = 3,
     peer_validation: Annotated[bool, typer.Option(help="owners score each other's models (commit, reveal)")] = True,
     peer_validators: Annotated[
         int, typer.Option(help="peers that score each model, drawn per round (0: every peer)")
     ] = 0,
     dp: Annotated[str, typer.Option(help="none, laplace or gaussian")] = "none",
     epsilon: Annotated[float, typer.Option(help="Laplace epsilon per step")] = 10.0,
-    local_epochs: Annotated[int, typer.Option()] = 5,
+    local_epochs: Annotated[int, typer.Option(min=1)] = 5,
     partition: Annotated[str, typer.Option(help="iid, dirichlet or shards")] = "iid",
     alpha: Annotated[float, typer.Option(help="Dirichlet alpha")] = 0.5,
     seed: Annotated[int, typer.Option()] = 0,
     storage: Annotated[
         str, typer.Option(help="embedded, ipfs (starts the js-ipfs daemon) or a store spec")
     ] = "embedded",
-    processes: Annotated[int, typer.Option(help="data owners run as their own OS process (-1: all)")] = 0,
+    processes: Annotated[int, typer.Option(help="data owners run as their own OS process (-1: all)", min=-1)] = 0,
     rpc: Annotated[str | None, typer.Option(help="use this node instead of starting anvil")] = None,
     out: Annotated[Path, typer.Option(help="output directory")] = Path(".fedledger/simulate"),
     json_out: Annotated[Path | None, typer.Option("--json", help="write the report as JSON here too")] = None,
@@ -75,6 +77,10 @@ def simulate(
             aggregate_s=max(600, 10 * clients),
         )
     task.validate()  # every setting checked before a devnet starts
+    check_attack(attack)
+    check_store(storage, "--storage", words=("embedded", "ipfs"))
+    if task.committee_size > miners:
+        fail(f"--committee {task.committee_size} needs at least as many miners (--miners {miners})")
     cfg = SimConfig(
         task=task,
         malicious=malicious,
