@@ -39,6 +39,8 @@ demo: setup
 
 bench: setup
 	$(BIN)/fedledger bench quick
+	# Foundry invariants, the big run: 100,000 random call sequences of 40 calls (foundry.toml)
+	FOUNDRY_PROFILE=bench nice -n 19 node_modules/@foundry-rs/forge-linux-amd64/bin/forge test --offline --use ./deploy/solc-wrapper.cjs
 
 clean:
 	rm -rf $(VENV) node_modules .fedledger build

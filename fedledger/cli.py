@@ -15,7 +15,7 @@ from fedledger.commands.client import client_app
 from fedledger.commands.data import data_app
 from fedledger.commands.deploy import deploy
 from fedledger.commands.devnet import devnet_app
-from fedledger.commands.errors import USER_ERRORS
+from fedledger.commands.errors import user_errors
 from fedledger.commands.experiment import experiment
 from fedledger.commands.explorer import explorer
 from fedledger.commands.ipfs import ipfs_app
@@ -47,7 +47,7 @@ app.command(name="bench")(bench)
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; the one place where errors become exit codes: usage errors and user mistakes
-    (`commands.errors.USER_ERRORS`) print one line and give 2, `--debug` adds the traceback."""
+    (`commands.errors.user_errors()`) print one line and give 2, `--debug` adds the traceback."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
@@ -58,14 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         print("fedledger: aborted", file=sys.stderr)
         return 130
-    except TyperException as exc:  # a bad option or value: the usage line and one line saying what is wrong
-        show = getattr(exc, "show", None)
-        if callable(show):
-            show()
-        else:
-            print(f"fedledger: {exc}", file=sys.stderr)
+    except TyperException as exc:  # a bad option or value: one line saying what is wrong and where help is
+        print(_usage_line(exc), file=sys.stderr)
         return 2
-    except USER_ERRORS as exc:
+    except user_errors() as exc:  # evaluated only when an exception gets here
         if debug:
             traceback.print_exc()
         print(f"fedledger: {exc}", file=sys.stderr)
@@ -74,6 +70,14 @@ def main(argv: list[str] | None = None) -> int:
         print("fedledger: interrupted", file=sys.stderr)
         return 130
     return int(result) if isinstance(result, int) else 0
+
+
+def _usage_line(exc: TyperException) -> str:
+    """`fedledger task status: Invalid value for '--task': ... (see `fedledger task status --help`)`."""
+    message = " ".join(exc.format_message().split())  # click's messages may wrap: keep one line
+    ctx = getattr(exc, "ctx", None)
+    command = getattr(ctx, "command_path", None) or "fedledger"
+    return f"{command}: {message} (see `{command} --help`)"
 
 
 if __name__ == "__main__":

@@ -19,21 +19,34 @@ ManifestOpt = Annotated[Path | None, typer.Option(help="deployment manifest (def
 StoreOpt = Annotated[str, typer.Option(help="storage: embedded:PATH or an IPFS RPC URL")]
 KeyOpt = Annotated[str | None, typer.Option(help="private key, hex (prefer --keystore)", envvar="FEDLEDGER_KEY")]
 KeystoreOpt = Annotated[Path | None, typer.Option(help="encrypted keystore file (eth-account)")]
-AccountOpt = Annotated[int | None, typer.Option(help="devnet account index (public test mnemonic)")]
+AccountOpt = Annotated[int | None, typer.Option(help="devnet account index (public test mnemonic)", min=0)]
 TaskOpt = Annotated[int, typer.Option(help="task id (1, 2, ...)", min=1)]
 DEFAULT_STORE = "embedded:.fedledger/store"
 
 
 def ledger(rpc: str | None, manifest: Path | None, key: str | None, keystore: Path | None, account: int | None) -> Any:
     """The FedLedger binding of the deployment (read-only unless a signer is given)."""
+    import json
+
     from fedledger.core.chain import FedLedger, connect, load_account
     from fedledger.core.chain.manifest import default_rpc, manifest_path
+    from fedledger.core.chain.transport import NodeUnavailable
 
+    url = rpc or default_rpc()
     try:
-        w3 = connect(rpc or default_rpc())
-        path = manifest or manifest_path(w3.eth.chain_id)
+        w3 = connect(url)
+    except NodeUnavailable as exc:
+        fail(f"{exc}: start one with `fedledger devnet up` or pass --rpc URL")
+    except ValueError as exc:  # not a URL web3 can use
+        fail(f"--rpc {url}: {exc}")
+    path = manifest or manifest_path(w3.eth.chain_id)
+    try:
         if not path.exists():
             fail(f"no deployment manifest at {path}: run `fedledger deploy` first (or pass --manifest)")
+        json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        fail(f"{path} is not a deployment manifest (not JSON: {exc}); pass the file `fedledger deploy` wrote")
+    try:
         signer = (
             load_account(key=key, keystore=keystore, index=account)
             if (key or keystore or account is not None)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from fedledger.commands._checks import check_attack, check_dp, check_store
 from fedledger.commands._common import (
     DEFAULT_OUTAGE_S,
     DEFAULT_STORE,
@@ -21,6 +22,12 @@ from fedledger.commands._common import (
     console,
     run_agent,
 )
+from fedledger.commands.errors import fail
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdefABCDEF" for c in text)
+
 
 client_app = typer.Typer(help="Run a data owner's client agent.", no_args_is_help=True)
 
@@ -46,8 +53,19 @@ def client_run(
     from fedledger.client.agent import ClientAgent
     from fedledger.core.storage import open_store
 
-    fl = agent_ledger(task, rpc, manifest, key, keystore, account, verbose)
+    check_attack(attack)
+    check_dp(dp)
+    check_store(store)
     mates = frozenset(a.strip() for a in accomplices.split(",") if a.strip())
+    bad = sorted(a for a in mates if not (a.startswith("0x") and len(a) == 42 and _is_hex(a[2:])))
+    if bad:
+        fail(f"--accomplices: {', '.join(bad)} is not an address (0x and 40 hex digits, comma-separated)")
+    fl = agent_ledger(task, rpc, manifest, key, keystore, account, verbose)
+    from fedledger.core.protocol.rounds import task_config
+
+    owners = task_config(fl, task).clients  # the task's data is partitioned for this many owners
+    if data_owner >= owners:
+        fail(f"--data-owner {data_owner}: task {task} partitions its data for {owners} owners (0-{owners - 1})")
     agent = ClientAgent(
         fl,
         open_store(store, timeout=5.0),

@@ -16,13 +16,14 @@ import json
 import os
 import time
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
 from fedledger.commands.errors import fail
-from fedledger.core.chain.transport import request
-from fedledger.core.ringsig import KeyPair
+
+if TYPE_CHECKING:  # imported where used: the CLI starts without web3 and py_ecc
+    from fedledger.core.ringsig import KeyPair
 
 data_app = typer.Typer(
     help="Anonymous data sharing with linkable ring signatures (Model Chain) and the seeded train/test split.",
@@ -62,6 +63,8 @@ def save_key(key: KeyPair, path: Path) -> None:
 
 def load_key(path: Path) -> KeyPair:
     """Read a ring key file and check that its public key matches its secret."""
+    from fedledger.core.ringsig import KeyPair
+
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -127,6 +130,8 @@ def keygen(
     force: Annotated[bool, typer.Option(help="Overwrite an existing key file.")] = False,
 ) -> None:
     """Create a ring-signature key (BN254) and print its public key (never the secret)."""
+    from fedledger.core.ringsig import KeyPair
+
     if out.exists() and not force:
         _fail(f"{out} exists; pass --force to replace it (the old key is lost)")
     key = KeyPair.generate()
@@ -165,7 +170,7 @@ def register_key(
 
 @data_app.command("create-pool")
 def create_pool(
-    cutoff_in: Annotated[int, typer.Option(help="Cut-off, seconds after the latest block.")] = 3600,
+    cutoff_in: Annotated[int, typer.Option(help="Cut-off, seconds after the latest block.", min=1)] = 3600,
     test_percent: Annotated[int, typer.Option(min=1, max=99, help="Share of the pool in the common test set, %.")] = 20,
     max_future_skew: Annotated[int, typer.Option(min=1, help="L: how far (s) a timestamp may be ahead of now.")] = 300,
     rpc: Rpc = None,
@@ -268,10 +273,16 @@ def split(
     is needed).
     """
     from fedledger.core.chain import ContractRevert
+    from fedledger.core.chain.transport import request
 
     def go() -> None:
         reg = _registry(rpc, manifest, need_sender=False)
-        info = reg.pool_info(pool)
+        try:
+            info = reg.pool_info(pool)
+        except ContractRevert as exc:
+            if exc.name != "UnknownPool":
+                raise
+            raise ValueError(f"no pool {pool} on this deployment: `fedledger data create-pool` opens one") from None
         if not info.finalized:
             reg = _registry(rpc, manifest, key=key, keystore=keystore, account=account)
             now = int(reg.w3.eth.get_block("latest")["timestamp"])
@@ -334,6 +345,8 @@ def pack(
     from fedledger.core.pooldata import pack as pack_examples
 
     def go() -> None:
+        if part not in ("train", "test"):
+            raise ValueError(f"--split {part!r}: choose train or test")
         ds = load_dataset(dataset)
         x, y = (ds.x_test, ds.y_test) if part == "test" else (ds.x_train, ds.y_train)
         if not 0 <= start < len(y):

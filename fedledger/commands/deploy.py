@@ -10,8 +10,11 @@ import typer
 from rich.console import Console
 
 from fedledger.commands.errors import fail
-from fedledger.deploy.deployer import DEFAULT_MIN_STAKE, DEFAULT_UNSTAKE_DELAY
-from fedledger.deploy.deployer import deploy as deploy_contracts
+
+# The deployer's defaults (checked equal in tests/test_bad_inputs.py), repeated here so the CLI
+# starts without importing web3.
+DEFAULT_MIN_STAKE = 10**18  # 1 ETH
+DEFAULT_UNSTAKE_DELAY = 7 * 24 * 3600
 
 console = Console(stderr=True)
 
@@ -33,6 +36,7 @@ def deploy(
 
     from fedledger.core.chain import ContractRevert, connect, load_account
     from fedledger.core.chain.manifest import default_rpc
+    from fedledger.deploy.deployer import deploy as deploy_contracts
 
     rpc = rpc or default_rpc()
     if key is None and keystore is None and account is None:

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 
 from fedledger.commands.errors import fail
-from fedledger.deploy import devnet as devnet_mod
 
 console = Console(stderr=True)
 devnet_app = typer.Typer(help="Start and stop a local Ethereum devnet (anvil or Hardhat).", no_args_is_help=True)
@@ -26,6 +25,10 @@ def devnet_up(
     ] = None,
 ) -> None:
     """Start a devnet in the background and print its RPC URL."""
+    from fedledger.deploy import devnet as devnet_mod  # here: web3 is seconds of start-up
+
+    if state is not None and not state.parent.is_dir():
+        fail(f"--state {state}: directory {state.parent} does not exist; create it or choose another path")
     existing = devnet_mod.load_record()
     if existing is not None and _alive(existing.pid):
         fail(
@@ -45,6 +48,8 @@ def devnet_up(
 @devnet_app.command("down")
 def devnet_down() -> None:
     """Stop the devnet recorded in .fedledger/devnet.json."""
+    from fedledger.deploy import devnet as devnet_mod  # here: web3 is seconds of start-up
+
     net = devnet_mod.load_record()
     if net is None:
         fail("no devnet recorded in .fedledger/devnet.json: nothing to stop")
@@ -56,6 +61,8 @@ def devnet_down() -> None:
 @devnet_app.command("status")
 def devnet_status() -> None:
     """Print the recorded devnet and whether it is running."""
+    from fedledger.deploy import devnet as devnet_mod  # here: web3 is seconds of start-up
+
     net = devnet_mod.load_record()
     if net is None:
         fail("no devnet recorded in .fedledger/devnet.json: `fedledger devnet up` starts one")

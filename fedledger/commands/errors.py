@@ -8,13 +8,10 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import sys
 from typing import NoReturn
 
-from fedledger.core.chain.errors import ContractRevert
-from fedledger.core.chain.transport import NodeUnavailable
-from fedledger.core.protocol.task import TaskConfigError
-
-__all__ = ["USER_ERRORS", "UserError", "fail"]
+__all__ = ["UserError", "fail", "user_errors"]
 
 
 class UserError(Exception):
@@ -26,15 +23,31 @@ def fail(message: str) -> NoReturn:
     raise UserError(message)
 
 
-# Errors whose message is already a clear line for the user (raised by the core on bad input).
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    UserError,
-    FileNotFoundError,
-    IsADirectoryError,
-    NotADirectoryError,
-    PermissionError,
-    NodeUnavailable,
-    ContractRevert,
-    ConnectionError,
-    TaskConfigError,
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Errors whose message is already a clear line for the user (raised by the core on bad input).
+
+    A class is only looked up once its module has been imported (an error of a class never
+    imported cannot have been raised): the task module pulls in torch and the chain modules
+    web3, seconds of start-up that `--help`, a typo or a missing file should not pay."""
+    errors: list[type[BaseException]] = [
+        UserError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        PermissionError,
+        ConnectionError,
+    ]
+    for module, name in _LAZY_USER_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            errors.append(getattr(loaded, name))
+    return tuple(errors)
+
+
+_LAZY_USER_ERRORS = (
+    ("fedledger.core.chain.transport", "NodeUnavailable"),
+    ("fedledger.core.chain.errors", "ContractRevert"),
+    ("fedledger.core.chain.transport", "RpcError"),  # the node refused a call (its message says why)
+    ("fedledger.core.protocol.task", "TaskConfigError"),
+    ("fedledger.core.storage.errors", "StorageError"),  # unknown store spec, daemon away, bad CID
 )

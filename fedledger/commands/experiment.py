@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from fedledger.commands._checks import check_attack, check_dataset, check_defence
 from fedledger.commands.errors import fail
 
 __all__ = ["experiment", "parse_kv"]
@@ -38,8 +39,8 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def experiment(
     dataset: Annotated[str, typer.Option(help="mnist, fashion-mnist or cifar10")] = "mnist",
     model: Annotated[str, typer.Option(help="mlp, cnn or resnet18 ([vision] extra)")] = "mlp",
-    clients: Annotated[int, typer.Option(help="number of data owners")] = 20,
-    malicious: Annotated[float, typer.Option(help="fraction of malicious clients")] = 0.0,
+    clients: Annotated[int, typer.Option(help="number of data owners", min=1)] = 20,
+    malicious: Annotated[float, typer.Option(help="fraction of malicious clients", min=0.0, max=1.0)] = 0.0,
     attack: Annotated[
         str,
         typer.Option(
@@ -54,11 +55,11 @@ def experiment(
             "model-chain, fltrust, trust-root, oracle (benchmarks only: told who is malicious)"
         ),
     ] = "root-guard",
-    rounds: Annotated[int, typer.Option(help="federation rounds")] = 20,
-    local_epochs: Annotated[int, typer.Option(help="local epochs per round")] = 5,
+    rounds: Annotated[int, typer.Option(help="federation rounds", min=1)] = 20,
+    local_epochs: Annotated[int, typer.Option(help="local epochs per round", min=1)] = 5,
     local_steps: Annotated[int | None, typer.Option(help="local SGD steps (overrides --local-epochs)")] = None,
     lr: Annotated[float, typer.Option(help="SGD learning rate")] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="local batch size")] = 32,
+    batch_size: Annotated[int, typer.Option(help="local batch size", min=1)] = 32,
     partition: Annotated[str, typer.Option(help="iid, dirichlet or shards")] = "iid",
     alpha: Annotated[float, typer.Option(help="Dirichlet concentration")] = 0.5,
     dp: Annotated[str | None, typer.Option(help="GD-DP mechanism: gaussian or laplace")] = None,
@@ -78,7 +79,7 @@ def experiment(
     ] = None,
     data_path: Annotated[str | None, typer.Option(help="dataset directory (CIFAR-10 python batches)")] = None,
     seed: Annotated[int, typer.Option(help="seed for data split, init, training, attackers")] = 0,
-    threads: Annotated[int, typer.Option(help="torch threads (1 when processes run side by side)")] = 1,
+    threads: Annotated[int, typer.Option(help="torch threads (1 when processes run side by side)", min=1)] = 1,
     json_out: Annotated[Path | None, typer.Option("--json", help="write the full result as JSON here")] = None,
 ) -> None:
     """Run a federation in one process (no chain) and print a per-round table."""
@@ -90,6 +91,22 @@ def experiment(
     from fedledger.core.data import DatasetMissingError
     from fedledger.experiment import ExperimentConfig, RoundResult, run_experiment
 
+    # names checked before the data is loaded (that alone takes seconds)
+    check_defence(defence)
+    check_attack(attack)
+    check_dataset(dataset, data_path)
+    if dp is not None and dp.lower() not in ("laplace", "gaussian"):
+        fail(f"--dp: unknown mechanism {dp!r}; choose laplace or gaussian (or leave it out)")
+    if partition not in ("iid", "dirichlet", "shards"):
+        fail(f"--partition: unknown partition {partition!r}; choose one of: iid, dirichlet, shards")
+    for option, value, ok in (
+        ("--lr", lr, lr > 0),
+        ("--alpha", alpha, alpha > 0),
+        ("--prune", prune, 0 <= prune < 1),
+        ("--val-fraction", val_fraction, 0 <= val_fraction < 1),
+    ):
+        if not ok:
+            fail(f"{option} {value} is out of range (--lr and --alpha > 0; --prune and --val-fraction in [0, 1))")
     torch.set_num_threads(threads)
     defence_kwargs = parse_kv(defence_arg)
     if theta is not None:

@@ -16,7 +16,7 @@ def explorer(
     rpc: Annotated[
         str | None, typer.Option(help="node RPC URL (default: the recorded devnet, else http://127.0.0.1:8545)")
     ] = None,
-    port: Annotated[int, typer.Option(help="HTTP port of the explorer")] = 8080,
+    port: Annotated[int, typer.Option(help="HTTP port of the explorer", min=0, max=65535)] = 8080,
     host: Annotated[str, typer.Option(help="interface to listen on (127.0.0.1: this machine only)")] = "127.0.0.1",
     manifest: Annotated[
         Path | None, typer.Option(help="deployment manifest (default deployments/<chainId>.json)")
@@ -38,6 +38,8 @@ def explorer(
     from fedledger.explorer.rpc import ChainReader, RpcError
 
     console = Console(stderr=True)
+    if metrics is not None and not metrics.exists():
+        fail(f"--metrics {metrics}: no such file or directory (a simulation's output directory or report JSON)")
     rpc = rpc or default_rpc()
     try:
         chain_id = ChainReader(rpc).chain_id

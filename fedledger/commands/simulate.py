@@ -10,34 +10,37 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from fedledger.commands._checks import check_attack, check_store
 from fedledger.commands._common import console, setup_logging
 from fedledger.commands.errors import fail
 
 
 def simulate(
-    clients: Annotated[int | None, typer.Option(help="data owners [default: 20; with --hosts: hosts - miners]")] = None,
-    malicious: Annotated[float, typer.Option(help="fraction of malicious owners")] = 0.3,
+    clients: Annotated[
+        int | None, typer.Option(help="data owners [default: 20; with --hosts: hosts - miners]", min=1)
+    ] = None,
+    malicious: Annotated[float, typer.Option(help="fraction of malicious owners", min=0.0, max=1.0)] = 0.3,
     attack: Annotated[str, typer.Option(help="attack of the malicious owners")] = "label-flip",
     defence: Annotated[str, typer.Option(help="defence (parameters as defence?k=v)")] = "root-guard",
-    rounds: Annotated[int, typer.Option()] = 10,
+    rounds: Annotated[int, typer.Option(min=1)] = 10,
     dataset: Annotated[str, typer.Option()] = "mnist",
     model: Annotated[str, typer.Option(help="mlp or cnn")] = "mlp",
-    miners: Annotated[int | None, typer.Option(help="miners that stake [default: 3; with --hosts: 1]")] = None,
-    committee: Annotated[int, typer.Option(help="committee size per round")] = 3,
+    miners: Annotated[int | None, typer.Option(help="miners that stake [default: 3; with --hosts: 1]", min=1)] = None,
+    committee: Annotated[int, typer.Option(help="committee size per round", min=1)] = 3,
     peer_validation: Annotated[bool, typer.Option(help="owners score each other's models (commit, reveal)")] = True,
     peer_validators: Annotated[
         int, typer.Option(help="peers that score each model, drawn per round (0: every peer)")
     ] = 0,
     dp: Annotated[str, typer.Option(help="none, laplace or gaussian")] = "none",
     epsilon: Annotated[float, typer.Option(help="Laplace epsilon per step")] = 10.0,
-    local_epochs: Annotated[int, typer.Option()] = 5,
+    local_epochs: Annotated[int, typer.Option(min=1)] = 5,
     partition: Annotated[str, typer.Option(help="iid, dirichlet or shards")] = "iid",
     alpha: Annotated[float, typer.Option(help="Dirichlet alpha")] = 0.5,
     seed: Annotated[int, typer.Option()] = 0,
     storage: Annotated[
         str, typer.Option(help="embedded, ipfs (starts the js-ipfs daemon) or a store spec")
     ] = "embedded",
-    processes: Annotated[int, typer.Option(help="data owners run as their own OS process (-1: all)")] = 0,
+    processes: Annotated[int, typer.Option(help="data owners run as their own OS process (-1: all)", min=-1)] = 0,
     rpc: Annotated[str | None, typer.Option(help="use this node instead of starting anvil")] = None,
     hosts: Annotated[
         int,
@@ -90,6 +93,10 @@ def simulate(
     if hosts and task.clients != clients:
         fail(f"--hosts {hosts} with {miners} miner(s) has room for {clients} owner(s); {config} names {task.clients}")
     task.validate()  # every setting checked before a devnet starts
+    check_attack(attack)
+    check_store(storage, "--storage", words=("embedded", "ipfs"))
+    if task.committee_size > miners:
+        fail(f"--committee {task.committee_size} needs at least as many miners (--miners {miners})")
     cfg = SimConfig(
         task=task,
         malicious=malicious,

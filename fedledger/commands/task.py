@@ -25,6 +25,7 @@ from fedledger.commands._common import (
     require_task,
     run_agent,
 )
+from fedledger.commands.errors import fail
 
 task_app = typer.Typer(help="Publish and inspect tasks (requester).", no_args_is_help=True)
 
@@ -51,7 +52,16 @@ def task_publish(
         path = manifest or manifest_path(fl.w3.eth.chain_id)
         registry = json.loads(path.read_text())["contracts"]["DataRegistry"]["address"]
         cfg = dataclasses.replace(cfg, test_registry=registry)
-    task_id = publish(fl, open_store(store), cfg)
+    from fedledger.core.chain.transport import RpcError
+
+    try:
+        task_id = publish(fl, open_store(store), cfg)
+    except RpcError as exc:
+        if "insufficient funds" not in str(exc).lower():
+            raise
+        fail(
+            f"{fl.sender} cannot pay the escrow ({cfg.rounds} x {cfg.reward_per_round_eth} ETH) and gas: fund it first"
+        )
     console.print(f"published task {task_id}: {cfg.model} on {cfg.dataset}, {cfg.rounds} rounds, defence {cfg.defence}")
     typer.echo(task_id)
 

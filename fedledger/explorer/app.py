@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -111,6 +112,16 @@ class State:
         self.env = _templates()
 
 
+TX_HASH = "^0x[0-9a-fA-F]{64}$"
+ADDRESS = "^0x[0-9a-fA-F]{40}$"
+
+
+def _documented(**schema: Any) -> Any:
+    """A path parameter whose range or pattern the OpenAPI spec states, checked by the handler
+    itself (its 400 says what is wrong in the explorer's words, not pydantic's)."""
+    return PathParam(json_schema_extra=schema)
+
+
 def create_app(
     *,
     rpc_url: str,
@@ -172,17 +183,19 @@ def build_app(state: State) -> FastAPI:
         return ex.recent_blocks(limit, before)
 
     @app.get("/api/blocks/{number}", tags=["chain"], summary="One block with its transactions")
-    def api_block(number: int) -> dict[str, Any]:
+    def api_block(number: int = _documented(minimum=0)) -> dict[str, Any]:
         return ex.block(number)
 
     @app.get("/api/tx/{tx_hash}", tags=["chain"], summary="One transaction: decoded call, events, status, gas, revert")
-    def api_tx(tx_hash: str) -> dict[str, Any]:
+    def api_tx(tx_hash: str = _documented(pattern=TX_HASH)) -> dict[str, Any]:
         return ex.tx(tx_hash)
 
     @app.get(
         "/api/address/{address}", tags=["chain"], summary="Balance, fedledger roles and transactions of an address"
     )
-    def api_address(address: str, before: int = Query(0, ge=0), limit: int = Query(25, ge=1, le=200)) -> dict[str, Any]:
+    def api_address(
+        address: str = _documented(pattern=ADDRESS), before: int = Query(0, ge=0), limit: int = Query(25, ge=1, le=200)
+    ) -> dict[str, Any]:
         return ex.address(address, before, limit)
 
     @app.get("/api/tasks", tags=["tasks"], summary="Every task, newest first")
@@ -190,22 +203,22 @@ def build_app(state: State) -> FastAPI:
         return ex.ledger.task_summaries()
 
     @app.get("/api/tasks/{task_id}", tags=["tasks"], summary="A task: parameters, clients, escrow, payouts, rounds")
-    def api_task(task_id: int) -> dict[str, Any]:
+    def api_task(task_id: int = _documented(minimum=1)) -> dict[str, Any]:
         return ex.ledger.task(task_id)
 
     @app.get("/api/tasks/{task_id}/rounds", tags=["tasks"], summary="Every round of a task")
-    def api_rounds(task_id: int) -> list[dict[str, Any]]:
+    def api_rounds(task_id: int = _documented(minimum=1)) -> list[dict[str, Any]]:
         rounds: list[dict[str, Any]] = ex.ledger.task(task_id)["rounds"]
         return rounds
 
     @app.get(
         "/api/tasks/{task_id}/rounds/{round_}", tags=["tasks"], summary="One round: submissions, scores, votes, result"
     )
-    def api_round(task_id: int, round_: int) -> dict[str, Any]:
+    def api_round(task_id: int = _documented(minimum=1), round_: int = _documented(minimum=1)) -> dict[str, Any]:
         return ex.ledger.round(task_id, round_)
 
     @app.get("/api/tasks/{task_id}/model", tags=["tasks"], summary="Latest global model of a task, with its CID")
-    def api_model(task_id: int) -> dict[str, Any]:
+    def api_model(task_id: int = _documented(minimum=1)) -> dict[str, Any]:
         return _with_download(ex.ledger.latest_model(task_id), state)
 
     @app.get("/api/cid/{cid}", tags=["storage"], summary="Where a CID appears on chain")
@@ -213,7 +226,7 @@ def build_app(state: State) -> FastAPI:
         return ex.cid(cid)
 
     @app.get("/api/search", tags=["chain"], summary="Resolve a block number, `task N`, hash, address or CID")
-    def api_search(q: str) -> dict[str, Any]:
+    def api_search(q: str = Query(json_schema_extra={"minLength": 1})) -> dict[str, Any]:
         return ex.search(q)
 
     @app.get("/api/getBlockchain", tags=["BCS-FL aliases"], summary="The chain's newest blocks with their transactions")

@@ -152,6 +152,8 @@ class ChainReader:
         `before` is a block number (0 = from the head). Otterscan searches the node's index;
         the fallback scans the last ADDRESS_SCAN_BLOCKS blocks and says so (`complete` False).
         """
+        if before > self.block_number():  # beyond the head is "from the head": anvil would otherwise
+            before = 0  # walk every block up to `before` and stop answering (found by schemathesis)
         if self.has_ots:
             res = self._try("ots_searchTransactionsBefore", address, before, page_size)
             if res is not None:

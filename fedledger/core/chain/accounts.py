@@ -39,13 +39,20 @@ def load_account(
     """One of: a hex private key, an eth-account keystore file (password from the argument or env
     FEDLEDGER_KEYSTORE_PASSWORD), or a devnet account index."""
     if key:
-        return Account.from_key(key)
+        try:
+            return Account.from_key(key)
+        except (ValueError, TypeError):  # the message may quote the key: never repeat it
+            raise ValueError("--key is not a private key: give 0x and 64 hex digits (or use --keystore)") from None
     if keystore:
+        if not Path(keystore).is_file():
+            raise ValueError(f"no keystore file at {keystore} (--keystore)")
         password = password if password is not None else os.environ.get("FEDLEDGER_KEYSTORE_PASSWORD")
         if password is None:
             raise ValueError("keystore needs a password (--password or FEDLEDGER_KEYSTORE_PASSWORD)")
         data = json.loads(Path(keystore).read_text())
         return Account.from_key(Account.decrypt(data, password))
     if index is not None:
+        if index < 0:
+            raise ValueError(f"--account {index}: devnet account indexes start at 0")
         return devnet_account(index)
     raise ValueError("give a key: --key HEX, --keystore FILE or --account INDEX (devnet)")
