@@ -34,6 +34,8 @@ from collections import defaultdict
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import torch
+
 from benchmarks._common import CELLS, _model_source, cell_id, engine_fingerprint
 from fedledger.experiment import ExperimentResult, run_experiment
 
@@ -57,6 +59,7 @@ _SAME = (
 
 def _reproduces(path: Path, rounds: int) -> tuple[bool, str]:
     """Run the stored cell's first `rounds` rounds with the current code; (same?, what differed)."""
+    torch.set_num_threads(1)  # as `run_grid` ran it: a convolution's sums depend on the thread count
     stored = ExperimentResult.from_dict(json.loads(path.read_text()))
     n = min(rounds, len(stored.rounds))
     again = run_experiment(replace(stored.config, rounds=n))
