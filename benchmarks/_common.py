@@ -6,7 +6,6 @@ Every benchmark reuses `fedledger.experiment.run_experiment` (no training or def
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -161,7 +160,6 @@ def engine_fingerprint(defence: str) -> str:
     return sources_fingerprint(engine_sources(defence))
 
 
-@functools.cache  # inspect.getsource per cell made a report of a few hundred cells slow
 def _model_source(spec: str) -> str:
     """The code that builds model `spec`: its factory and the shared weight helpers."""
     import inspect
