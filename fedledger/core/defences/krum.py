@@ -33,10 +33,8 @@ def tolerated_f(name: str, stated: int, n_submitted: int) -> int:
     return f
 
 
-class Krum(Defence):
-    """Krum with ``num_malicious`` = f; needs n >= 2f + 3 (ValueError otherwise)."""
-
-    name = "krum"
+class StatedF(Defence):
+    """Krum's f as a task or a simulation states it; shared by Krum and Multi-Krum."""
 
     def __init__(self, *, num_malicious: int = 0) -> None:
         self.num_malicious = num_malicious
@@ -56,6 +54,12 @@ class Krum(Defence):
     @classmethod
     def state_attackers(cls, params: dict[str, Any], n_malicious: int) -> dict[str, Any]:
         return {"num_malicious": n_malicious, **params}
+
+
+class Krum(StatedF):
+    """Krum with ``num_malicious`` = f; needs n >= 2f + 3 (ValueError otherwise)."""
+
+    name = "krum"
 
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         """Select the lowest Krum score (ties: lowest client id); its update becomes the global step."""

@@ -4,40 +4,23 @@ Krum scores (default n - f)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
 from fedledger.core.defences._aggregate import krum_scores, weighted_average
-from fedledger.core.defences.base import ClientUpdate, Context, Decision, Defence, TaskTerms, apply_delta, stack_deltas
-from fedledger.core.defences.krum import tolerated_f
+from fedledger.core.defences.base import ClientUpdate, Context, Decision, apply_delta, stack_deltas
+from fedledger.core.defences.krum import StatedF
 
 __all__ = ["MultiKrum"]
 
 
-class MultiKrum(Defence):
+class MultiKrum(StatedF):
     """Multi-Krum; ``weighted`` averages the selected by sample count instead of equally."""
 
     name = "multi-krum"
 
     def __init__(self, *, num_malicious: int = 0, to_keep: int | None = None, weighted: bool = False) -> None:
         self.num_malicious, self.to_keep, self.weighted = num_malicious, to_keep, weighted
-
-    @classmethod
-    def from_task(cls, task: TaskTerms, n_submitted: int) -> Defence:
-        """f as the task states it (``num_malicious``; not stated: 0). When fewer updates arrived
-        than the stated f tolerates (n < 2f + 3), f drops to the largest it tolerates,
-        ``(n - 3) // 2``, with a warning, and the round's metrics say which f ran; with n < 3 not
-        even f = 0 fits, and ``aggregate`` raises the paper's ValueError: `run_experiment` stops
-        with it, and so does every miner agent (`compute_round`), so no proposal reaches a quorum
-        and the round fails once its aggregate deadline passes (`advance`)."""
-        params = dict(task.params)
-        stated = int(params.pop("num_malicious", 0))
-        return cls(num_malicious=tolerated_f(cls.name, stated, n_submitted), **params)
-
-    @classmethod
-    def state_attackers(cls, params: dict[str, Any], n_malicious: int) -> dict[str, Any]:
-        return {"num_malicious": n_malicious, **params}
 
     def aggregate(self, updates: Sequence[ClientUpdate], context: Context) -> Decision:
         """Keep the ``to_keep`` best-scored updates (ties: lower id) and average them."""
