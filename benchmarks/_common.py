@@ -47,11 +47,13 @@ CELLS = RESULTS / "cells"  # finished federations of the long grids, one JSON ea
 # What run_experiment's numbers depend on besides the defence: a change to any of these files
 # retires every cell. A defence counts through its own module and the `fedledger.core.defences` modules it
 # imports (see `engine_sources`), so fixing one defence does not retire the other defences' cells;
-# fedledger/core/models.py counts only through the model a cell uses (see `cell_id`). The registry
+# fedledger/core/models.py counts only through the model a cell uses, and an attack outside
+# `standard.py` only through the cells that use it (`ATTACK_SOURCES`, see `cell_id`). The registry
 # (fedledger/core/defences/__init__.py) only maps names to classes, so adding a defence retires nothing.
 ENGINE_SOURCES = (
     "fedledger/core/learning",
-    "fedledger/core/attacks.py",
+    "fedledger/core/attacks/__init__.py",
+    "fedledger/core/attacks/standard.py",
     "fedledger/core/protocol/validation.py",
     "fedledger/core/protocol/rules.py",
     "fedledger/experiment.py",
@@ -61,6 +63,12 @@ ENGINE_SOURCES = (
     "fedledger/core/defences/base.py",
     "fedledger/core/defences/_aggregate.py",
 )
+
+# Attacks kept out of ENGINE_SOURCES: their own code and the defence rule they target count only
+# for the cells that run them (a change to root-guard re-runs the adaptive attack's cells under
+# every defence, since the attack optimises against that rule).
+ATTACK_SOURCES: dict[str, tuple[str, ...]] = {"adaptive": ("fedledger/core/attacks/adaptive.py",)}
+ATTACK_TARGETS: dict[str, str] = {"adaptive": "root-guard"}
 
 
 @dataclass
@@ -175,6 +183,10 @@ def cell_id(cfg: ExperimentConfig, fingerprint: str) -> str:
     """The name of a federation's stored result: its whole config, the engine's code
     (`fingerprint`) and the code of its model."""
     text = json.dumps(asdict(cfg), sort_keys=True, default=str) + fingerprint + _model_source(cfg.model)
+    attack = (cfg.attack or "none").partition("?")[0]
+    if attack in ATTACK_SOURCES:
+        files = [project_root() / f for f in ATTACK_SOURCES[attack]] + _defence_modules(ATTACK_TARGETS[attack])
+        text += sources_fingerprint(files)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

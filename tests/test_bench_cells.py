@@ -196,3 +196,27 @@ class A:
         normalised(old, ["not_there"])
     with pytest.raises(ValueError, match="no scope"):
         normalised(old, ["B.flag"])
+
+
+def test_the_adaptive_attack_counts_only_in_its_own_cells(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change to the adaptive attack (or to root-guard, the rule it targets) re-runs the cells
+    that use it, under every defence, and no other cell."""
+    import benchmarks._common as C
+
+    adaptive, flip = replace(TINY, attack="adaptive"), TINY
+
+    def names() -> list[str]:
+        return [cell_id(c, engine_fingerprint(c.defence)) for c in (adaptive, flip)]
+
+    before = names()
+    assert "fedledger/core/attacks/adaptive.py" in C.ATTACK_SOURCES["adaptive"]
+    assert not any("adaptive" in p.name for p in engine_sources(TINY.defence))
+    edited = tmp_path / "adaptive.py"
+    edited.write_text((project_root() / C.ATTACK_SOURCES["adaptive"][0]).read_text() + "\nX = 1\n")
+    monkeypatch.setitem(C.ATTACK_SOURCES, "adaptive", (str(edited),))
+    after = names()
+    assert after[1] == before[1]
+    assert after[0] != before[0]
+    # the targeted rule counts too: a different target defence gives another name
+    monkeypatch.setitem(C.ATTACK_TARGETS, "adaptive", "median")
+    assert names()[0] != after[0]

@@ -48,7 +48,7 @@ within rounding error of a threshold. Cost: measured in docs/results/robustness.
 Limits: only Linear layers are confined (on the CNN, the first Linear layer reads conv feature
 positions). An attacker whose step keeps every pair's ranking as well as an honest step does,
 carries no dormant component and copies no one is kept: the adaptive attack
-(fedledger/core/attacks.py) does exactly that, and it costs 29 points at 60 % IID (measured,
+(fedledger/core/attacks/adaptive.py) does exactly that, and it costs 29 points at 60 % IID (measured,
 docs/results/robustness.md): a ranking does not see a moved decision boundary (docs/design.md).
 """
 

@@ -1,4 +1,4 @@
-"""Simulated malicious data owners, selectable by name through a registry.
+"""The published attacks, and the ``Attack`` hooks every attack implements.
 
 Data poisoning: label flipping (all-to-one, or pairwise y -> 9 - y; Tolpegin et al., "Data
 Poisoning Attacks Against Federated Learning Systems", ESORICS 2020) and a pixel-pattern backdoor
@@ -6,19 +6,10 @@ Poisoning Attacks Against Federated Learning Systems", ESORICS 2020) and a pixel
 model replacement (Bagdasaryan et al., "How To Backdoor Federated Learning", AISTATS 2020), free
 riding (Lin et al., 2019), ALIE (Baruch et al., "A Little Is Enough", NeurIPS 2019) and IPM
 (Xie et al., "Fall of Empires: Breaking Byzantine-tolerant SGD by Inner Product Manipulation",
-UAI 2019); ALIE and IPM are omniscient: they receive the round's honest updates. ``adaptive``
-knows root-guard's rule and scales a label-flipping step to sit just inside it. Copying: a
+UAI 2019); ALIE and IPM are omniscient: they receive the round's honest updates. Copying: a
 copycat re-submits an honest peer's model of the round, or a copy plus small noise, to be credited
 for work it did not do. Validation poisoning: collusive peer scores (high to accomplices, low to
 honest peers).
-
-Every attack is one class with three hooks (identity by default), so the runner and the agents
-apply any of them the same way::
-
-    attack = create_attack("label-flip", mode="pairwise")
-    x, y = attack.poison_data(x, y, gen)          # before training
-    w = attack.poison_weights(global_w, w, honest_updates=..., gen=gen)   # before upload
-    scores = attack.poison_scores(scores, self_id=k, accomplices=mal)    # before submitting scores
 """
 
 from __future__ import annotations
@@ -27,15 +18,12 @@ import math
 from collections import OrderedDict
 from statistics import NormalDist
 from typing import Any, ClassVar
-from urllib.parse import parse_qsl
 
 import torch
 
 from fedledger.core.models import StateDict
 
 __all__ = [
-    "ATTACKS",
-    "Adaptive",
     "Attack",
     "Backdoor",
     "Collusive",
@@ -49,8 +37,6 @@ __all__ = [
     "Scaling",
     "SignFlip",
     "apply_trigger",
-    "backdoor_target",
-    "create_attack",
 ]
 
 
@@ -208,6 +194,8 @@ class Scaling(Attack):
     name = "scaling"
 
     def __init__(self, *, boost: float | None = None, poison: str | None = None, **poison_kw: Any) -> None:
+        from fedledger.core.attacks import create_attack  # the registry imports this module
+
         self.boost = boost
         self.inner = create_attack(poison, **poison_kw) if poison else None
 
@@ -374,6 +362,8 @@ class Collusive(Attack):
     name = "collusive"
 
     def __init__(self, *, inner: str = "label-flip", high: int = 10_000, low: int = 0, **inner_kw: Any) -> None:
+        from fedledger.core.attacks import create_attack  # the registry imports this module
+
         self.inner = create_attack(inner, **inner_kw)
         self.high, self.low = high, low
         self.trains = self.inner.trains  # type: ignore[misc]
@@ -397,156 +387,3 @@ class Collusive(Attack):
 
     def poison_scores(self, scores: dict[int, int], *, self_id: int, accomplices: set[int]) -> dict[int, int]:
         return {k: (self.high if k in accomplices else self.low) for k in scores}
-
-
-class Adaptive(Attack):
-    """Adaptive label flipper against ``root-guard`` (fedledger/core/defences/root_guard.py): it
-    knows the rule and its thresholds and optimises against them; omniscient like ALIE and IPM
-    (it sees the round's honest updates).
-
-    It trains on flipped labels (pairwise y -> 9 - y), which alone would be dropped for ranking
-    damage. The colluders pool up to ``pool_size`` of their own clean samples (true labels) as an
-    estimate of the miners' clean data. Root-guard drops a step whose damage exceeds
-    ``max_damage`` and, when the aggregate damages a ranking, trims the most damaging steps
-    first; so each attacker aims at ``min(margin * max_damage, median damage of the honest
-    steps)`` on its pool (the margin absorbs the error of estimating on other samples than the
-    miners'; the median hides it in the honest pack) and uploads ``global + alpha * step`` with
-    the largest ``alpha`` in ``[0, max_alpha]`` (bisection) within that aim: as much flipping as
-    the rule lets through. Its step has no dormant-input component (clean images only) and every
-    attacker's differs (own data), so the other two checks pass by construction.
-    """
-
-    name = "adaptive"
-    needs_honest_updates = True
-
-    def __init__(
-        self,
-        *,
-        model: str = "mlp",
-        max_damage: float = 0.2,
-        margin: float = 0.6,
-        max_alpha: float = 3.0,
-        pool_size: int = 500,
-        num_classes: int = 10,
-        steps: int = 12,
-    ) -> None:
-        self.model, self.max_damage, self.margin, self.max_alpha = model, max_damage, margin, max_alpha
-        self.pool_size, self.num_classes, self.steps = pool_size, num_classes, steps
-        self._pool: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._aim: tuple[int, float] | None = None  # (id of the round's honest updates, aim)
-
-    def poison_data(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        """Keep some clean samples for the shared estimate, train on flipped labels."""
-        have = 0 if self._pool is None else len(self._pool[0])
-        take = max(0, min(len(x), self.pool_size - have))
-        if take:
-            px, py = x[:take].clone(), y[:take].clone()
-            self._pool = (
-                (px, py) if self._pool is None else (torch.cat([self._pool[0], px]), torch.cat([self._pool[1], py]))
-            )
-        return x, (self.num_classes - 1) - y
-
-    def estimated_damage(self, global_weights: StateDict, weights: StateDict) -> float:
-        """root-guard's ranking damage of ``weights``, estimated on the attackers' clean pool."""
-        # the rule's own maths: an attacker who knows the rule runs it (attacks and defences
-        # share the core layer; imported here because the defences import nothing from attacks)
-        from fedledger.core.defences.root_guard import pair_aucs, ranking_damage
-        from fedledger.core.models import create_model
-
-        if self._pool is None:
-            raise ValueError("the adaptive attack needs its clean pool (poison_data first)")
-        x, y = self._pool
-        net = create_model(self.model, in_shape=tuple(x.shape[1:]), num_classes=self.num_classes)
-        return ranking_damage(
-            pair_aucs(net, global_weights, x, y, self.num_classes), pair_aucs(net, weights, x, y, self.num_classes)
-        )
-
-    def aim(self, global_weights: StateDict, honest_updates: list[StateDict] | None) -> float:
-        """The damage each attacker aims at this round (computed once per round's honest updates)."""
-        limit = self.margin * self.max_damage
-        if not honest_updates:
-            return limit
-        if self._aim is None or self._aim[0] != id(honest_updates):
-            honest = sorted(
-                self.estimated_damage(global_weights, _plus(global_weights, dict(h))) for h in honest_updates
-            )
-            self._aim = (id(honest_updates), min(limit, honest[len(honest) // 2]))
-        return self._aim[1]
-
-    def poison_weights(
-        self,
-        global_weights: StateDict,
-        weights: StateDict,
-        *,
-        honest_updates: list[StateDict] | None = None,
-        gen: torch.Generator | None = None,
-    ) -> StateDict:
-        d = _delta(global_weights, weights)
-        limit = self.aim(global_weights, honest_updates)
-
-        def scaled(alpha: float) -> StateDict:
-            return _plus(global_weights, {k: alpha * v for k, v in d.items()})
-
-        lo, hi = 0.0, self.max_alpha
-        if self.estimated_damage(global_weights, scaled(hi)) <= limit:
-            return scaled(hi)
-        for _ in range(self.steps):  # damage grows with alpha: bisect for the largest that passes
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self.estimated_damage(global_weights, scaled(mid)) <= limit else (lo, mid)
-        return scaled(lo)
-
-
-ATTACKS: dict[str, type[Attack]] = {
-    cls.name: cls
-    for cls in (
-        NoAttack,
-        LabelFlip,
-        Backdoor,
-        GaussianNoise,
-        SignFlip,
-        Scaling,
-        FreeRider,
-        LittleIsEnough,
-        IPM,
-        Copycat,
-        Collusive,
-        Adaptive,
-    )
-}
-
-
-def create_attack(name: str | None, **kwargs: Any) -> Attack:
-    """Attack registry: ``create_attack("backdoor", target=0, poison_fraction=0.5)``.
-
-    Names: none, label-flip, backdoor, gaussian, sign-flip, scaling, free-rider, alie, ipm,
-    copycat, collusive, adaptive. ``"all-to-one"`` is a shortcut for ``label-flip`` with ``mode="all-to-one"``.
-    """
-    name, _, query = (name or "none").partition("?")
-    for k, v in parse_qsl(query):  # "copycat?noise=0.01": what a command line or an agent passes
-        kwargs.setdefault(k, _number(v))
-    key = name.lower().replace("_", "-")
-    if key == "all-to-one":
-        return LabelFlip(mode="all-to-one", **kwargs)
-    try:
-        cls = ATTACKS[key]
-    except KeyError:
-        raise ValueError(f"unknown attack {name!r} ({', '.join(ATTACKS)})") from None
-    return cls(**kwargs)
-
-
-def _number(v: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(v)
-        except ValueError:
-            pass
-    return v
-
-
-def backdoor_target(attack: Attack) -> int | None:
-    """The label a backdoor attack (itself, or inside a collusive or scaling attack) plants, else
-    None: what the attack success rate is measured against."""
-    for a in (attack, getattr(attack, "inner", None)):
-        if a is not None and a.name == "backdoor":
-            return int(getattr(a, "target"))  # noqa: B009 - only the backdoor attack has a target
-    return None
