@@ -3,6 +3,11 @@ and optimises against it."""
 
 from __future__ import annotations
 
+import math
+import statistics
+from collections import OrderedDict
+from typing import Any
+
 import torch
 
 from fedledger.core.attacks.standard import Attack, _delta, _plus
@@ -11,21 +16,39 @@ from fedledger.core.models import StateDict
 __all__ = ["Adaptive"]
 
 
-class Adaptive(Attack):
-    """Adaptive label flipper against ``root-guard`` (fedledger/core/defences/root_guard.py): it
-    knows the rule and its thresholds and optimises against them; omniscient like ALIE and IPM
-    (it sees the round's honest updates).
+def _norm(d: StateDict) -> float:
+    return math.sqrt(sum(float((v.double() ** 2).sum()) for v in d.values() if v.is_floating_point()))
 
-    It trains on flipped labels (pairwise y -> 9 - y), which alone would be dropped for ranking
-    damage. The colluders pool up to ``pool_size`` of their own clean samples (true labels) as an
-    estimate of the miners' clean data. Root-guard drops a step whose damage exceeds
-    ``max_damage`` and, when the aggregate damages a ranking, trims the most damaging steps
-    first; so each attacker aims at ``min(margin * max_damage, median damage of the honest
-    steps)`` on its pool (the margin absorbs the error of estimating on other samples than the
-    miners'; the median hides it in the honest pack) and uploads ``global + alpha * step`` with
-    the largest ``alpha`` in ``[0, max_alpha]`` (bisection) within that aim: as much flipping as
-    the rule lets through. Its step has no dormant-input component (clean images only) and every
-    attacker's differs (own data), so the other two checks pass by construction.
+
+def _scaled(d: StateDict, factor: float) -> StateDict:
+    return OrderedDict((k, v * factor if v.is_floating_point() else v) for k, v in d.items())
+
+
+def _sum(a: StateDict, b: StateDict) -> StateDict:
+    return OrderedDict((k, a[k] + b[k] if a[k].is_floating_point() else a[k]) for k in a)
+
+
+class Adaptive(Attack):
+    """Adaptive label flipper against ``root-guard``: it knows the rule and its thresholds and
+    optimises against them; omniscient like ALIE and IPM (it sees the round's honest updates).
+
+    Root-guard rescales every step to one norm, refits the output bias, and keeps a step only if
+    it lowers the refitted clean loss (``gain >= min_gain``), does not invert a class pair's
+    ranking (``damage <= max_damage``), is no near-copy and has no dormant-input component. So
+    scaling a flip down (the attack on the earlier rule) buys nothing, and a bias shift is
+    refitted away. What is left is to hide a flip inside useful work: each attacker submits
+
+        ``mu + spread * |mu| * noise + beta * |mu| * f / |f|``
+
+    with ``mu`` the honest owners' mean step, ``noise`` a random unit direction of its own (so
+    the colluders are no near-copies), ``f`` its own step trained on flipped labels (pairwise
+    y -> 9 - y: no dormant component), and ``beta`` the largest in ``[0, max_beta]`` (bisection)
+    whose step, judged as root-guard judges it on the attacker's own clean pool (the colluders'
+    first ``pool_size`` samples with true labels, standing in for the miners' data), still
+    gains at least ``margin`` times the honest steps' median gain and damages at most ``margin``
+    times ``max_damage``: as much flipping as the rule lets through, with a margin for
+    estimating on other samples than the miners'. With no honest updates to hide in (an agent
+    on chain) it submits its flip step unchanged.
     """
 
     name = "adaptive"
@@ -35,17 +58,26 @@ class Adaptive(Attack):
         self,
         *,
         model: str = "mlp",
-        max_damage: float = 0.2,
-        margin: float = 0.6,
-        max_alpha: float = 3.0,
+        max_damage: float = 0.5,
+        min_gain: float = 0.0,
+        margin: float = 0.05,
+        spread: float = 0.04,
+        max_beta: float = 4.0,
         pool_size: int = 500,
         num_classes: int = 10,
-        steps: int = 12,
+        steps: int = 6,
     ) -> None:
-        self.model, self.max_damage, self.margin, self.max_alpha = model, max_damage, margin, max_alpha
-        self.pool_size, self.num_classes, self.steps = pool_size, num_classes, steps
+        self.model, self.max_damage, self.min_gain, self.margin = model, max_damage, min_gain, margin
+        self.spread, self.max_beta, self.pool_size, self.num_classes, self.steps = (
+            spread,
+            max_beta,
+            pool_size,
+            num_classes,
+            steps,
+        )
         self._pool: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._aim: tuple[int, float] | None = None  # (id of the round's honest updates, aim)
+        self._round: tuple[int, StateDict, float] | None = None  # (id of honest updates, mu, gain aim)
+        self._start: tuple[StateDict, Any, Any, float] | None = None  # the round's model, net, AUCs, loss
 
     def poison_data(self, x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """Keep some clean samples for the shared estimate, train on flipped labels."""
@@ -58,32 +90,42 @@ class Adaptive(Attack):
             )
         return x, (self.num_classes - 1) - y
 
-    def estimated_damage(self, global_weights: StateDict, weights: StateDict) -> float:
-        """root-guard's ranking damage of ``weights``, estimated on the attackers' clean pool."""
+    def judge(self, global_weights: StateDict, step: StateDict, norm: float) -> tuple[float, float]:
+        """(ranking damage, refitted-loss gain) of ``step`` rescaled to ``norm``, as root-guard
+        computes them, on the attackers' clean pool."""
         # the rule's own maths: an attacker who knows the rule runs it (attacks and defences
         # share the core layer; imported here because the defences import nothing from attacks)
-        from fedledger.core.defences.root_guard import pair_aucs, ranking_damage
+        from fedledger.core.defences.root_guard import calibrate_bias, pair_aucs, ranking_damage
         from fedledger.core.models import create_model
 
         if self._pool is None:
             raise ValueError("the adaptive attack needs its clean pool (poison_data first)")
         x, y = self._pool
-        net = create_model(self.model, in_shape=tuple(x.shape[1:]), num_classes=self.num_classes)
-        return ranking_damage(
-            pair_aucs(net, global_weights, x, y, self.num_classes), pair_aucs(net, weights, x, y, self.num_classes)
-        )
-
-    def aim(self, global_weights: StateDict, honest_updates: list[StateDict] | None) -> float:
-        """The damage each attacker aims at this round (computed once per round's honest updates)."""
-        limit = self.margin * self.max_damage
-        if not honest_updates:
-            return limit
-        if self._aim is None or self._aim[0] != id(honest_updates):
-            honest = sorted(
-                self.estimated_damage(global_weights, _plus(global_weights, dict(h))) for h in honest_updates
+        if self._start is None or self._start[0] is not global_weights:  # once per round
+            net = create_model(self.model, in_shape=tuple(x.shape[1:]), num_classes=self.num_classes)
+            self._start = (
+                global_weights,
+                net,
+                pair_aucs(net, global_weights, x, y, self.num_classes),
+                calibrate_bias(net, global_weights, x, y, self.num_classes)[1],
             )
-            self._aim = (id(honest_updates), min(limit, honest[len(honest) // 2]))
-        return self._aim[1]
+        _gw, net, auc0, loss0 = self._start
+        own = _norm(step)
+        moved = _plus(global_weights, _scaled(step, norm / own) if own > 0 else step)
+        damage = ranking_damage(auc0, pair_aucs(net, moved, x, y, self.num_classes))
+        return damage, loss0 - calibrate_bias(net, moved, x, y, self.num_classes)[1]
+
+    def _aim(self, global_weights: StateDict, honest_updates: list[StateDict]) -> tuple[StateDict, float]:
+        """(the honest mean step, the gain to stay above), computed once per round."""
+        if self._round is None or self._round[0] != id(honest_updates):
+            mu = _scaled(
+                OrderedDict((k, torch.stack([h[k] for h in honest_updates]).sum(0)) for k in global_weights),
+                1.0 / len(honest_updates),
+            )
+            norm = _norm(mu)
+            gains = [self.judge(global_weights, OrderedDict(h), norm)[1] for h in honest_updates]
+            self._round = (id(honest_updates), mu, max(self.min_gain, self.margin * statistics.median(gains)))
+        return self._round[1], self._round[2]
 
     def poison_weights(
         self,
@@ -93,16 +135,27 @@ class Adaptive(Attack):
         honest_updates: list[StateDict] | None = None,
         gen: torch.Generator | None = None,
     ) -> StateDict:
-        d = _delta(global_weights, weights)
-        limit = self.aim(global_weights, honest_updates)
+        flip = _delta(global_weights, weights)
+        if not honest_updates or _norm(flip) == 0:
+            return weights
+        mu, aim = self._aim(global_weights, honest_updates)
+        size = _norm(mu)
+        noise = OrderedDict(
+            (k, torch.randn(v.shape, generator=gen, dtype=torch.float64).to(v.dtype) if v.is_floating_point() else v)
+            for k, v in mu.items()
+        )
+        base = _sum(mu, _scaled(noise, self.spread * size / _norm(noise)))
+        direction = _scaled(flip, size / _norm(flip))
 
-        def scaled(alpha: float) -> StateDict:
-            return _plus(global_weights, {k: alpha * v for k, v in d.items()})
+        def passes(beta: float) -> bool:
+            damage, gain = self.judge(global_weights, _sum(base, _scaled(direction, beta)), size)
+            return gain >= aim and damage <= self.margin * self.max_damage
 
-        lo, hi = 0.0, self.max_alpha
-        if self.estimated_damage(global_weights, scaled(hi)) <= limit:
-            return scaled(hi)
-        for _ in range(self.steps):  # damage grows with alpha: bisect for the largest that passes
-            mid = (lo + hi) / 2
-            lo, hi = (mid, hi) if self.estimated_damage(global_weights, scaled(mid)) <= limit else (lo, mid)
-        return scaled(lo)
+        lo, hi = 0.0, self.max_beta
+        if passes(hi):
+            lo = hi
+        else:
+            for _ in range(self.steps):  # harm grows with beta: bisect for the largest that passes
+                mid = (lo + hi) / 2
+                lo, hi = (mid, hi) if passes(mid) else (lo, mid)
+        return _plus(global_weights, _sum(base, _scaled(direction, lo)))
