@@ -210,8 +210,10 @@ def report(
         f"{', '.join(f'{d} {m}' for d, m in settings)}  (models as in `fedledger.core.models`), 20 owners, {rounds} rounds, SGD lr 0.1, batch 32, {LOCAL_EPOCHS} local epoch a round; the miners' "
         "test set is 2,000 test images (root-guard evaluates on its first 500; FLTrust's root set is its first 100), "
         "accuracy is measured on the other 8,000. Attacks: label flip (y -> 9 - y), backdoor (3x3 trigger, target 0, "
-        "half of each attacker's samples), ALIE (z_max), IPM (epsilon 0.5), adaptive (label flip scaled to sit just "
-        "inside root-guard's ranking-damage threshold, estimated on the attackers' own clean samples).",
+        "half of each attacker's samples), ALIE (z_max), IPM (epsilon 0.5), adaptive (the honest mean plus 4 % own noise plus "
+        "as much of its own flipped-label step as root-guard's rule lets through, judged on the attackers' own clean "
+        "samples: `fedledger/core/attacks/adaptive.py`). An adaptive attacker that is kept carries the honest mean: "
+        "what it costs is the gap to the oracle, not the share kept.",
         "",
         f"**{done} of {len(runs)} federations run.** Cell: accuracy / gap to the oracle (points) / honest kept / "
         "attackers kept (shares of submissions accepted, averaged over rounds); `bd` = backdoor success after the "
