@@ -344,9 +344,19 @@ def aggregation_time(owners: int = 100, repeats: int = 3) -> str:
         updates.append(
             ClientUpdate(k, train_local(model, g, cd.x_train, cd.y_train, cfg, seed=k).weights, len(cd.x_train))
         )
-    ctx = Context(round=1, global_weights=g, test_x=ds.x_test[:2000], test_y=ds.y_test[:2000])
+    # the task's training settings as the grid's (one local epoch): root-guard and FLTrust train
+    # their root step for as many SGD steps as an owner with the median sample count (19 here)
+    ctx = Context(
+        round=1,
+        global_weights=g,
+        test_x=ds.x_test[:2000],
+        test_y=ds.y_test[:2000],
+        root_x=ds.x_test[:100],
+        root_y=ds.y_test[:100],
+        train_config=TrainConfig(lr=0.1, batch_size=32, local_epochs=LOCAL_EPOCHS),
+    )
     took: dict[str, float] = {}
-    for name in ("root-guard", "fedavg", "median", "multi-krum"):
+    for name in ("root-guard", "fedavg", "median", "multi-krum", "fltrust"):
         defence = create_defence(name)
         best = math.inf
         for _ in range(repeats):
