@@ -15,7 +15,11 @@ OLD_CHECKOUT is a checkout of the commit whose code named the cells (for example
    `--verify-rounds N`, the cheapest stored cell of each group (grid, defence, model, DP) is run
    again for its first N rounds with the current code, and only if every one of those rounds
    matches the stored one exactly (global-model digest, accepted set, scores, accuracy) are the
-   group's cells renamed; otherwise they are reported as retired and left where they are.
+   group's cells renamed. Where they do not, the old code runs the same rounds on this machine:
+   if it gives exactly what the current code gives, the code change moved nothing and the
+   stored numbers came from another machine (a CPU or BLAS build sums floats in another order),
+   so the group is renamed and the report says so; otherwise the group is reported as retired
+   and left where it is.
 
 `--removed FILE:QUALNAME` (repeatable) names a definition the new code deleted because nothing used
 it (dead code: check with `git grep`, tests included). The old side reduces FILE as if QUALNAME
@@ -57,18 +61,67 @@ _SAME = (
 )
 
 
-def _reproduces(path: Path, rounds: int) -> tuple[bool, str]:
-    """Run the stored cell's first `rounds` rounds with the current code; (same?, what differed)."""
+def _rounds(result: ExperimentResult, n: int) -> list[dict[str, object]]:
+    return [{k: v for k, v in asdict(r).items() if k in _SAME} for r in result.rounds[:n]]
+
+
+def _first_difference(a: list[dict[str, object]], b: list[dict[str, object]]) -> str | None:
+    for x, y in zip(a, b, strict=True):
+        for key in _SAME:
+            if x[key] != y[key]:
+                return f"round {x['round']}: {key} {x[key]!r} != {y[key]!r}"
+    return None
+
+
+def _reproduces(path: Path, rounds: int, old: Path | None = None) -> tuple[bool, str]:
+    """Run the stored cell's first `rounds` rounds with the current code; (same?, what differed).
+
+    When the stored rounds differ and `old` (the checkout that named the cell) is given, the old
+    code runs them too, on this machine: if it computes exactly what the current code computes,
+    the code change moved no number and the difference is the machine's (another CPU or BLAS
+    build wrote the cell), so the cell is kept and the report says so."""
     torch.set_num_threads(1)  # as `run_grid` ran it: a convolution's sums depend on the thread count
     stored = ExperimentResult.from_dict(json.loads(path.read_text()))
     n = min(rounds, len(stored.rounds))
-    again = run_experiment(replace(stored.config, rounds=n))
-    for old, new in zip(stored.rounds[:n], again.rounds, strict=True):
-        a, b = asdict(old), asdict(new)
-        for key in _SAME:
-            if a[key] != b[key]:
-                return False, f"round {old.round}: {key} {a[key]!r} != {b[key]!r}"
-    return True, f"{n} rounds identical (digests {', '.join(str(r.digest)[:12] for r in again.rounds)})"
+    again = _rounds(run_experiment(replace(stored.config, rounds=n)), n)
+    differs = _first_difference(_rounds(stored, n), again)
+    digests = ", ".join(str(r["digest"])[:12] for r in again)
+    if differs is None:
+        return True, f"{n} rounds identical (digests {digests})"
+    if old is None:
+        return False, differs
+    env = {**os.environ, "PYTHONPATH": str(old), "FEDLEDGER_ROOT": str(old), "OMP_NUM_THREADS": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", _OLD_RUN, str(path.resolve()), str(n), json.dumps(_SAME)],
+        cwd=old,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    old_again = json.loads(out.splitlines()[-1])
+    again = json.loads(json.dumps(again, default=str))  # as the old side printed it (dict keys as text)
+    if _first_difference(old_again, again) is None:
+        return True, (
+            f"stored {differs}; the old code gives exactly the current code's {n} rounds on this machine "
+            f"(digests {digests}): the cell was computed on another machine, the code change moved nothing"
+        )
+    return False, f"{differs}; the old code on this machine: {_first_difference(old_again, again)}"
+
+
+# Runs inside the old checkout: the stored cell's first N rounds, with the old code, on this machine.
+_OLD_RUN = r"""
+import json, sys
+from dataclasses import asdict, replace
+from pathlib import Path
+import torch
+from fedledger.experiment import ExperimentResult, run_experiment
+torch.set_num_threads(1)
+cfg = ExperimentResult.from_dict(json.loads(Path(sys.argv[1]).read_text())).config
+n, same = int(sys.argv[2]), json.loads(sys.argv[3])
+res = run_experiment(replace(cfg, rounds=n))
+print(json.dumps([{k: v for k, v in asdict(r).items() if k in same} for r in res.rounds[:n]], default=str))
+"""
 
 
 # Runs inside the old checkout: its own cell naming, plus this tree's (stdlib-only) reduction.
@@ -175,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         ok, why = False, "code changed (no --verify-rounds)"
         if args.verify_rounds > 0:
             cheapest = min(members, key=lambda m: float(json.loads(m[0].read_text()).get("seconds", 0.0)))[0]
-            ok, why = _reproduces(cheapest, args.verify_rounds)
+            ok, why = _reproduces(cheapest, args.verify_rounds, old)
             why = f"{cheapest.relative_to(CELLS)}: {why}"
         print(f"{' / '.join(group)} ({len(members)} cells): {'kept' if ok else 'retired'}: {why}", flush=True)
         if not ok:
