@@ -40,7 +40,17 @@ from pathlib import Path
 
 import torch
 
-from benchmarks._common import CELLS, _model_source, cell_id, engine_fingerprint
+from benchmarks._common import (
+    ATTACK_SOURCES,
+    ATTACK_TARGETS,
+    CELLS,
+    _defence_modules,
+    _model_source,
+    cell_id,
+    engine_fingerprint,
+)
+from benchmarks._fingerprint import sources_fingerprint
+from fedledger.core.paths import project_root
 from fedledger.experiment import ExperimentResult, run_experiment
 
 # What must match, round by round, for a re-run to count as the same computation (not timings).
@@ -151,10 +161,23 @@ for path in sys.argv[4:]:
         print(json.dumps({"path": path, "valid": False})); continue
     parts = [models.create_model, models.get_weights, models.set_weights]
     if models.MODELS.get(cfg.model): parts.append(models.MODELS[cfg.model])
+    atk = (cfg.attack or "none").partition("?")[0]
+    asrc = getattr(C, "ATTACK_SOURCES", {}).get(atk)  # attacks outside the engine's sources
+    attack = fp.sources_fingerprint([root / f for f in asrc] + C._defence_modules(C.ATTACK_TARGETS[atk]), removed) if asrc else ""
     print(json.dumps({"path": path, "valid": C.cell_id(cfg, named[cfg.defence]) == Path(path).stem,
-        "engine": reduced[cfg.defence],
+        "engine": reduced[cfg.defence], "attack": attack,
         "model": "\0".join(fp.normalised(inspect.getsource(f)) for f in parts)}))
 """
+
+
+def _attack_reduction(spec: str | None) -> str:
+    """The reduced code of an attack kept out of the engine's sources (`ATTACK_SOURCES`) and of the
+    rule it targets, as `cell_id` counts them; "" for the attacks the engine fingerprint covers."""
+    name = (spec or "none").partition("?")[0]
+    if name not in ATTACK_SOURCES:
+        return ""
+    root = project_root()
+    return sources_fingerprint([root / f for f in ATTACK_SOURCES[name]] + _defence_modules(ATTACK_TARGETS[name]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,8 +238,12 @@ def main(argv: list[str] | None = None) -> int:
             engines[cfg.defence] = engine_fingerprint(cfg.defence)
         engine = engines[cfg.defence]
         target = path.with_name(cell_id(cfg, engine) + ".json")
-        if engine != row["engine"] or _model_source(cfg.model) != row["model"]:
-            changed[(path.parent.name, cfg.defence, cfg.model, str(cfg.dp))].append((path, target))
+        attack = _attack_reduction(cfg.attack)
+        if engine != row["engine"] or _model_source(cfg.model) != row["model"] or attack != row.get("attack", ""):
+            # an attack with its own sources is a group of its own: its cheapest cell is the one re-run
+            changed[(path.parent.name, cfg.defence, cfg.model, str(cfg.dp), "attack" if attack else "")].append(
+                (path, target)
+            )
             continue
         if target == path:
             same += 1
